@@ -156,6 +156,8 @@ func decodeTOML(name string, data []byte) (*fileV1, toml.MetaData, error) {
 	return &f, md, nil
 }
 
+var typeRE = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+
 var lastKeyRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // tomlError turns an error from the TOML decoder into an *Error with the line and key.
@@ -170,7 +172,16 @@ func tomlError(name string, err error) error {
 	}
 	if m := lastKeyRE.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: name, Line: line, Key: m[2], Msg: m[3], Err: err}
+		msg := m[3]
+		if t := typeRE.FindStringSubmatch(msg); t != nil {
+			want := map[string]string{"boolean": "true or false", "slice": "a list", "string": "a string",
+				"integer": "an integer", "struct": "a table", "map": "a table"}[t[2]]
+			if want == "" {
+				want = t[2]
+			}
+			msg = fmt.Sprintf("wrong type: want %s, got a TOML %s", want, strings.ToLower(t[1]))
+		}
+		return &Error{File: name, Line: line, Key: m[2], Msg: msg, Err: err}
 	}
 	return &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 }
@@ -194,9 +205,15 @@ func keyPos(md toml.MetaData, data []byte, key toml.Key) (line, col int) {
 	}
 	pos := v.FieldByName("pos")
 	line = int(pos.FieldByName("Line").Int())
+	// The recorded offset is the value's; point at the key itself where the line shows it.
 	start := int(pos.FieldByName("Start").Int())
 	if start >= 0 && start <= len(data) {
 		col = start - strings.LastIndexByte(string(data[:start]), '\n')
+	}
+	if lines := strings.Split(string(data), "\n"); line >= 1 && line <= len(lines) {
+		if i := strings.Index(lines[line-1], key[len(key)-1]); i >= 0 {
+			col = i + 1
+		}
 	}
 	return line, col
 }

@@ -125,7 +125,7 @@ type loader struct {
 
 // addSource decodes a file's bytes, TOML or JSON, and adds its presets and itself.
 func (l *loader) addSource(name string, data []byte) error {
-	if isJSON(data) {
+	if strings.HasSuffix(name, ".json") || isJSON(data) {
 		f, notes, err := fromSRT(name, data)
 		if err != nil {
 			return err
