@@ -34,7 +34,9 @@ const (
 	retKill  = unix.SECCOMP_RET_KILL_PROCESS
 )
 
-func retErrno(e unix.Errno) uint32 { return unix.SECCOMP_RET_ERRNO | (uint32(e) & unix.SECCOMP_RET_DATA) }
+func retErrno(e unix.Errno) uint32 {
+	return unix.SECCOMP_RET_ERRNO | (uint32(e) & unix.SECCOMP_RET_DATA)
+}
 
 // deniedAlways lists system calls refused with EPERM whatever the policy: the kernel's
 // keyrings (not namespaced: they can hold the user's secrets), BPF and perf (large kernel
