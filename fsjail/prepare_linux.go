@@ -126,6 +126,7 @@ func Prepare(cfg Config) (*Plan, error) {
 			p.Holes = append(p.Holes, Hole{Path: e, Deny: writeHoleDeny, AncestorDeny: writeHoleAncestor})
 		}
 	}
+	var uncovered []string
 	for _, e := range missing {
 		if underMask(e) {
 			continue
@@ -143,7 +144,7 @@ func Prepare(cfg Config) (*Plan, error) {
 			}
 		}
 		if !cfg.Mounts {
-			p.NotEnforced = append(p.NotEnforced, fmt.Sprintf("write-deny of %s, which does not exist yet (fallback mode cannot stop its creation)", e))
+			uncovered = append(uncovered, e)
 			continue
 		}
 		made, err := p.makePlaceholder(first)
@@ -154,6 +155,9 @@ func Prepare(cfg Config) (*Plan, error) {
 			p.Mounts = append(p.Mounts, Mount{first, ReadOnly})
 			protected = append(protected, first)
 		}
+	}
+	if len(uncovered) > 0 {
+		p.NotEnforced = append(p.NotEnforced, "write-deny of paths that do not exist yet (without a mount namespace their creation cannot be stopped): "+strings.Join(uncovered, ", "))
 	}
 	// Pin every ancestor of a protected path that the command could rename, so that it
 	// cannot move the parent of .git/config away and put a new one in its place.

@@ -117,6 +117,11 @@ func (c *pidsCgroup) add(pid int) error {
 	return nil
 }
 
+// parentProcs is the cgroup.procs file of the cgroup's parent.
+func (c *pidsCgroup) parentProcs() string {
+	return filepath.Join(filepath.Dir(c.dir), "cgroup.procs")
+}
+
 // remove deletes the cgroup once its processes are gone.
 func (c *pidsCgroup) remove() {
 	for i := 0; i < 50; i++ {

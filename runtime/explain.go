@@ -71,7 +71,6 @@ func explain(p *policy.Policy, s Support, userns bool, usernsErr string) Plan {
 			"processes: the command sees the machine's processes and their command lines in /proc (it cannot trace them, read their memory or environment)",
 			"lifetime: processes the command leaves behind are killed when it exits, but survive if cordon itself is killed with SIGKILL",
 			"deny_read: masked by Landlock rules instead of mounts; a denied path inside a writable tree can be overwritten or removed, not read, and names inside a denied directory can be listed",
-			"deny_write: paths that do not exist yet can be created",
 			"/dev/shm (POSIX shared memory) is not available to the command",
 		}
 		if !s.Root {

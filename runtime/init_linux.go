@@ -159,6 +159,9 @@ func initMain() int {
 
 	code, sig := reap(res.pid, cfg.Namespace, sigc, gone)
 	close(release)
+	if cfg.CgroupLeave != "" {
+		_ = os.WriteFile(cfg.CgroupLeave, []byte("0"), 0)
+	}
 	send(message{Type: msgExit, Code: code, Signal: sig})
 	return code
 }

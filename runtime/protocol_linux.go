@@ -44,6 +44,9 @@ type initConfig struct {
 	Filter    seccomp.Policy `json:"filter"`
 	// NProc is the RLIMIT_NPROC for the command, 0 for none.
 	NProc uint64 `json:"nproc"`
+	// CgroupLeave is the cgroup.procs file the helper moves itself to once the command's
+	// processes are gone, so that the supervisor can remove the run's cgroup at once.
+	CgroupLeave string `json:"cgroup_leave,omitempty"`
 	// Setctty makes stdin the command's controlling terminal (it is a fresh pty).
 	Setctty bool `json:"setctty"`
 }

@@ -156,7 +156,12 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		r.log.Debug("environment variables removed by the policy", "names", removed)
 	}
 
+	nproc, err := r.limitProcesses()
+	if err != nil {
+		return nil, err
+	}
 	ic := &initConfig{
+		NProc:     nproc,
 		Namespace: r.namespace(),
 		Args:      r.cfg.Args,
 		Env:       env,
@@ -174,10 +179,10 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		},
 		Setctty: r.term != nil,
 	}
-	ic.Net = r.netRules(port)
-	if err := r.limitProcesses(ic); err != nil {
-		return nil, err
+	if r.cgroup != nil {
+		ic.CgroupLeave = r.cgroup.parentProcs()
 	}
+	ic.Net = r.netRules(port)
 
 	// stdio: the pty's slave, or the caller's files as they are.
 	stdin, stdout, stderr := r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr
@@ -283,22 +288,23 @@ func (r *runner) netRules(proxyPort int) fsjail.NetRules {
 
 // limitProcesses arranges the process limit: a pids cgroup for real root, RLIMIT_NPROC for
 // everyone else.
-func (r *runner) limitProcesses(ic *initConfig) error {
+// It returns the RLIMIT_NPROC for the command, 0 for none.
+func (r *runner) limitProcesses() (uint64, error) {
 	max := r.pol.Process.MaxProcesses
 	if max <= 0 {
-		return nil
+		return 0, nil
 	}
 	if r.support.Root {
 		if r.support.ProcessLimit == "" {
-			return nil // a gap the user accepted with best_effort
+			return 0, nil // a gap the user accepted with best_effort
 		}
 		cg, err := newPidsCgroup(max + helperSlack)
 		if err != nil {
-			return fmt.Errorf("%w: process limit: %v", ErrSetup, err)
+			return 0, fmt.Errorf("%w: process limit: %v", ErrSetup, err)
 		}
 		r.cgroup = cg
 		r.cleanup = append(r.cleanup, cg.remove)
-		return nil
+		return 0, nil
 	}
 	n := max + helperSlack
 	if !r.namespace() {
@@ -306,8 +312,7 @@ func (r *runner) limitProcesses(ic *initConfig) error {
 		// on the machine: leave room for those that exist.
 		n += countUserTasks(os.Getuid())
 	}
-	ic.NProc = uint64(n)
-	return nil
+	return uint64(n), nil
 }
 
 // start starts the helper, hands it its configuration, relays until the command is done
@@ -334,7 +339,8 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
 		Args:        []string{initArg0},
-		Env:         []string{},
+		// The helper allocates little and lives briefly: no garbage collector, one P.
+		Env:         []string{"GOGC=off", "GOMAXPROCS=1"},
 		Stdin:       stdin,
 		Stdout:      stdout,
 		Stderr:      stderr,
@@ -390,7 +396,11 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 		waitErr     error
 		helperDone  bool
 	)
-	for !helperDone || msgs != nil {
+	// The loop ends with the helper's exit report: by then every process of the command is
+	// dead and reaped, and the helper only has to exit, which (unmounting its mount namespace
+	// among other things) takes longer than anything else in a short run. It is reaped in the
+	// background.
+	for exit == nil && (!helperDone || msgs != nil) {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
@@ -449,6 +459,9 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 		case waitErr = <-waited:
 			helperDone = true
 		}
+	}
+	if !helperDone {
+		go func() { <-waited }()
 	}
 	if r.term != nil {
 		r.term.finish()
