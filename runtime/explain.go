@@ -38,7 +38,9 @@ func explain(p *policy.Policy, s Support, userns bool, usernsErr string) Plan {
 		}
 	}
 	fallback := pl.Mode == policy.ModeFallback
-	gap := func(format string, args ...any) { pl.NotEnforced = append(pl.NotEnforced, fmt.Sprintf(format, args...)) }
+	gap := func(format string, args ...any) {
+		pl.NotEnforced = append(pl.NotEnforced, fmt.Sprintf(format, args...))
+	}
 
 	switch {
 	case s.Landlock == 0:

@@ -337,8 +337,8 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 		attr = netjail.SysProcAttr(os.Getuid(), os.Getgid())
 	}
 	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{initArg0},
+		Path: "/proc/self/exe",
+		Args: []string{initArg0},
 		// The helper allocates little and lives briefly: no garbage collector, one P.
 		Env:         []string{"GOGC=off", "GOMAXPROCS=1"},
 		Stdin:       stdin,
@@ -585,5 +585,3 @@ func countUserTasks(uid int) int {
 	}
 	return n
 }
-
-
