@@ -242,7 +242,7 @@ var attempts = map[string]func(args []string) outcome{
 		return fromErr(err, "")
 	},
 	"ptrace": func(a []string) outcome {
-		pid, _ := strconv.Atoi(a[0])
+		pid := pidArg(a[0])
 		err := unix.PtraceSeize(pid)
 		if err == nil {
 			_ = unix.PtraceDetach(pid)
@@ -250,7 +250,7 @@ var attempts = map[string]func(args []string) outcome{
 		return fromErr(err, "")
 	},
 	"kill": func(a []string) outcome {
-		pid, _ := strconv.Atoi(a[0])
+		pid := pidArg(a[0])
 		return fromErr(unix.Kill(pid, unix.SIGTERM), "")
 	},
 	"tiocsti": func(a []string) outcome {
@@ -306,6 +306,15 @@ var attempts = map[string]func(args []string) outcome{
 }
 
 var dnsQuery = []byte("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01")
+
+// pidArg is a pid, or "parent" for the attempt's parent.
+func pidArg(s string) int {
+	if s == "parent" {
+		return os.Getppid()
+	}
+	pid, _ := strconv.Atoi(s)
+	return pid
+}
 
 func errnoOutcome(e syscall.Errno) outcome {
 	if e == 0 {
