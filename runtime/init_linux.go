@@ -356,7 +356,7 @@ func lookPath(file, dir, path string) (string, error) {
 			}
 			return p, nil
 		}
-		if firstErr == nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+		if firstErr == nil && (errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EACCES) && fileExists(p)) {
 			firstErr = err // found but not executable: reported if nothing better turns up
 		}
 	}
@@ -364,6 +364,11 @@ func lookPath(file, dir, path string) (string, error) {
 		return "", &os.PathError{Op: opLookup, Path: file, Err: firstErr}
 	}
 	return "", &os.PathError{Op: opLookup, Path: file, Err: unix.ENOENT}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 func envValue(env []string, name string) string {
