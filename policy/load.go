@@ -49,6 +49,10 @@ type Options struct {
 	Flags Flags
 	// Env resolves "~" and relative paths.
 	Env Env
+	// Discovered, if set, is called with the path and contents of DefaultFile when it was
+	// found in the working directory rather than named in File; an error stops the load.
+	// The CLI uses it to refuse project files the user has not trusted.
+	Discovered func(path string, data []byte) error
 }
 
 // Load reads, merges and validates a policy. Errors wrap ErrInvalid (as an *Error that names
@@ -63,11 +67,11 @@ func Load(opts Options) (*Policy, error) {
 			return nil, err
 		}
 	}
-	file := opts.File
+	file, discovered := opts.File, false
 	if file == "" {
 		candidate := filepath.Join(opts.Env.Cwd, DefaultFile)
 		if _, err := os.Stat(candidate); err == nil {
-			file = candidate
+			file, discovered = candidate, true
 		}
 	}
 	if file != "" {
@@ -83,6 +87,11 @@ func Load(opts Options) (*Policy, error) {
 			abs = filepath.Join(opts.Env.Cwd, abs)
 		}
 		l.policyFile = filepath.Clean(abs)
+		if discovered && opts.Discovered != nil {
+			if err := opts.Discovered(l.policyFile, data); err != nil {
+				return nil, err
+			}
+		}
 		if err := l.addSource(file, data); err != nil {
 			return nil, err
 		}
