@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 30s
 BENCHCOUNT ?= 5
 
-.PHONY: build test lint check bench fuzz clean
+.PHONY: build test lint check bench bench-peers fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/cordon ./cmd/cordon
@@ -44,3 +44,8 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Side-by-side benchmarks against sandbox-runtime and bubblewrap (not part of test or CI);
+# see BENCHMARKS.md. UPDATE=1 rewrites its results section.
+bench-peers:
+	bash scripts/bench-peers.sh

@@ -27,6 +27,11 @@ type fileV1 struct {
 	Process    procFileV1  `toml:"process"`
 	Sandbox    sboxFileV1  `toml:"sandbox"`
 	Audit      auditFileV1 `toml:"audit"`
+
+	Secrets     map[string]secretSpec `toml:"secrets"`
+	Credentials []credFileV1          `toml:"credential"`
+	Upstreams   []upstreamFileV1      `toml:"upstream"`
+	Plugins     []pluginFileV1        `toml:"plugin"`
 }
 
 type fsFileV1 struct {
@@ -218,6 +223,35 @@ func keyPos(md toml.MetaData, data []byte, key toml.Key) (line, col int) {
 	return line, col
 }
 
+// arrayTablePos returns the line and column of key inside the index-th [[table]] of data, or
+// of the table header itself if the key is not written there; 0, 0 if not found.
+func arrayTablePos(data []byte, table string, index int, key string) (int, int) {
+	lines := strings.Split(string(data), "\n")
+	header := regexp.MustCompile(`^\s*\[\[\s*` + regexp.QuoteMeta(table) + `\s*\]\]`)
+	n := -1
+	for i, l := range lines {
+		if !header.MatchString(l) {
+			continue
+		}
+		n++
+		if n != index {
+			continue
+		}
+		first := strings.SplitN(key, ".", 2)[0]
+		for j := i + 1; j < len(lines); j++ {
+			t := strings.TrimSpace(lines[j])
+			if strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "["+table+".") {
+				break
+			}
+			if strings.HasPrefix(t, first+" ") || strings.HasPrefix(t, first+"=") || strings.HasPrefix(t, "["+table+"."+first+"]") {
+				return j + 1, strings.Index(lines[j], t[:1]) + 1
+			}
+		}
+		return i + 1, 1
+	}
+	return 0, 0
+}
+
 // knownKeys lists every key of the format, for "did you mean" hints on unknown keys.
 var knownKeys = func() []string {
 	var keys []string
@@ -226,9 +260,13 @@ var knownKeys = func() []string {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			name := prefix + strings.Split(f.Tag.Get("toml"), ",")[0]
-			if f.Type.Kind() == reflect.Struct && f.Type.Name() != "pattern" && f.Type.Name() != "prefix" {
+			t := f.Type
+			for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() == reflect.Struct && t.Name() != "pattern" && t.Name() != "prefix" && t.Name() != "secretSpec" {
 				keys = append(keys, name)
-				walk(name+".", f.Type)
+				walk(name+".", t)
 				continue
 			}
 			keys = append(keys, name)

@@ -44,6 +44,23 @@ func TestBadFiles(t *testing.T) {
 		{"wrong_type_bool.toml", "wrong_type_bool.toml:3: network.allow_local_bind: wrong type: want true or false, got a TOML string"},
 		{"wrong_type_list.toml", "wrong_type_list.toml:3: filesystem.allow_read: wrong type: want a list, got a TOML string"},
 		{"wrong_version.toml", "wrong_version.toml:1:1: version: version 2 is not supported; this cordon reads version 1"},
+		{"cred_broad_host.toml", "cred_broad_host.toml:9:1: credential[1].hosts: pattern \"*.com\" covers the public suffix \"com\": pattern too broad for an allow rule; a secret must be bound to named hosts"},
+		{"cred_host_header.toml", "cred_host_header.toml:6:1: credential[0].header: header \"Host\" is managed by the proxy and cannot carry a credential"},
+		{"cred_no_hosts.toml", "cred_no_hosts.toml:5:1: credential[0].hosts: hosts is required: the hosts this credential may be sent to"},
+		{"cred_template.toml", "cred_template.toml:7:1: credential[0].value: value \"Bearer\" must contain \"{secret}\" exactly once"},
+		{"cred_undefined_secret.toml", "cred_undefined_secret.toml:5:1: credential[0].secret: secret \"gh\" is not defined in [secrets]"},
+		{"plugin_bad_size.toml", "plugin_bad_size.toml:6:17: plugin.memory_limit: \"lots\" is not a size such as \"32MiB\""},
+		{"plugin_memory.toml", "plugin_memory.toml:6:1: plugin[0].memory_limit: must be between 4MiB and 1GiB"},
+		{"plugin_no_path.toml", "plugin_no_path.toml:2:1: plugin[0].path: required: the plugin's .wasm file"},
+		{"plugin_undefined_secret.toml", "plugin_undefined_secret.toml:6:1: plugin[0].secrets: secret \"nope\" is not defined in [secrets]"},
+		{"plugin_unknown_key.toml", "plugin_unknown_key.toml:6:1: plugin.timeuot: unknown key; did you mean \"plugin.timeout\"?"},
+		{"secret_bad_env.toml", "secret_bad_env.toml:3:7: secrets.gh: \"env:A-B\": \"A-B\" is not an environment variable name"},
+		{"secret_bad_source.toml", "secret_bad_source.toml:3:7: secrets.gh: \"vault:secret/gh\": unknown secret source \"vault\" (want env, file or cmd)"},
+		{"secret_bad_table.toml", "secret_bad_table.toml:3:7: secrets.gh: unknown key \"form\" in secret (want \"from\" and \"optional\")"},
+		{"upstream_dup_env.toml", "upstream_dup_env.toml:9:1: upstream[1].env: BASE_URL is already set by upstream \"a\""},
+		{"upstream_http.toml", "upstream_http.toml:4:1: upstream[0].url: \"http://api.example.com\" is plain HTTP; use https, or set allow_plain_http = true"},
+		{"upstream_reserved_env.toml", "upstream_reserved_env.toml:5:1: upstream[0].env: HTTPS_PROXY is set by cordon itself"},
+		{"upstream_userinfo.toml", "upstream_userinfo.toml:4:1: upstream[0].url: \"https://user:xxxxx@a.example.com\": an upstream URL may not carry user info; put the credential in [upstream.credential]"},
 	}
 	files, _ := filepath.Glob("testdata/bad/*")
 	if len(files) != len(tests) {
@@ -98,6 +115,29 @@ func TestGoodFull(t *testing.T) {
 	}
 	if p.Audit.Log != "/home/u/.local/state/cordon/audit.jsonl" {
 		t.Errorf("Audit.Log = %q", p.Audit.Log)
+	}
+	wantSecrets := []Secret{
+		{Name: "anthropic", Kind: SecretEnv, Ref: "ANTHROPIC_API_KEY", Optional: true},
+		{Name: "aws_access_key_id", Kind: SecretCmd, Ref: "cat ~/.config/cordon/aws-access-key-id"},
+		{Name: "aws_secret_access_key", Kind: SecretFile, Ref: "/home/u/.config/cordon/aws-secret-access-key"},
+		{Name: "github", Kind: SecretEnv, Ref: "GITHUB_TOKEN"},
+	}
+	if !slices.Equal(p.Secrets, wantSecrets) {
+		t.Errorf("Secrets = %+v", p.Secrets)
+	}
+	if len(p.Credentials) != 1 || p.Credentials[0].Header != "Authorization" || p.Credentials[0].Value != "Bearer {secret}" ||
+		p.Credentials[0].Hosts[0].String() != "api.github.com" || p.Credentials[0].Secret != "github" {
+		t.Errorf("Credentials = %+v", p.Credentials)
+	}
+	if len(p.Upstreams) != 1 || p.Upstreams[0].URL != "https://api.anthropic.com" || p.Upstreams[0].Env != "ANTHROPIC_BASE_URL" ||
+		p.Upstreams[0].Credential == nil || p.Upstreams[0].Credential.Header != "x-api-key" ||
+		p.Upstreams[0].Placeholders["ANTHROPIC_API_KEY"] != "cordon-placeholder" {
+		t.Errorf("Upstreams = %+v", p.Upstreams)
+	}
+	if len(p.Plugins) != 1 || p.Plugins[0].Path != "/w/aws-sigv4.wasm" || p.Plugins[0].MemoryLimit != 32<<20 ||
+		p.Plugins[0].Timeout != 100*time.Millisecond || p.Plugins[0].Config["region"] != "us-east-1" ||
+		!slices.Equal(p.Plugins[0].Secrets, []string{"aws_access_key_id", "aws_secret_access_key"}) {
+		t.Errorf("Plugins = %+v", p.Plugins)
 	}
 	if !p.Process.EnvDenied("MY_COMPANY_DB") || !p.Process.EnvDenied("OPENAI_API_KEY") || p.Process.EnvDenied("PATH") {
 		t.Errorf("EnvDenied wrong for %q", p.Process.EnvDeny)

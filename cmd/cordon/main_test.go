@@ -128,3 +128,56 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %d %q", code, out)
 	}
 }
+
+// TestTrust checks that a ./cordon.toml found in the working directory is used only once
+// trusted in its exact content, while --policy needs no trust.
+func TestTrust(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	proj := filepath.Join(dir, "proj")
+	if err := os.Mkdir(proj, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(proj, "cordon.toml")
+	if err := os.WriteFile(file, []byte("version = 1\n[network]\nallow = [\"evil.example\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := cli(t, proj, "--", "true")
+	if code != 125 || !strings.Contains(stderr, file+" is not trusted") {
+		t.Fatalf("untrusted file: exit %d, %q", code, stderr)
+	}
+	code, out, stderr := cli(t, proj, "check")
+	if code != 0 || !strings.Contains(stderr, "note: "+file+" is not trusted") || !strings.Contains(out, `"evil.example"`) {
+		t.Errorf("check of an untrusted file: exit %d, %q", code, stderr)
+	}
+	pf := policyFlags{}
+	if _, err := pf.load(); err == nil {
+		t.Fatal("untrusted file loaded")
+	}
+	pf = policyFlags{file: file}
+	if _, err := pf.load(); err != nil {
+		t.Errorf("--policy needs no trust: %v", err)
+	}
+	if code, out, stderr := cli(t, proj, "trust"); code != 0 || !strings.Contains(out, "trusting "+file) {
+		t.Fatalf("trust: exit %d, %q %q", code, out, stderr)
+	}
+	pf = policyFlags{}
+	if _, err := pf.load(); err != nil {
+		t.Fatalf("trusted file refused: %v", err)
+	}
+	if err := os.WriteFile(file, []byte("version = 1\n[network]\nallow = [\"evil.example\", \"more.example\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pf.load(); err == nil || !strings.Contains(err.Error(), "changed since you trusted it") {
+		t.Errorf("changed file: %v", err)
+	}
+	if code, _, _ := cli(t, proj, "trust", "--revoke"); code != 0 {
+		t.Errorf("revoke: exit %d", code)
+	}
+	if err := os.WriteFile(file, []byte("version = 1\n[network]\nallow = [\"*\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := cli(t, proj, "trust"); code != 125 || !strings.Contains(stderr, "matches every host") {
+		t.Errorf("trusting an invalid file: exit %d, %q", code, stderr)
+	}
+}
