@@ -71,7 +71,7 @@ func explain(p *policy.Policy, s Support, userns bool, usernsErr string) Plan {
 		pl.Weaker = []string{
 			"network: TCP connections to any address on the proxy's port are possible (Landlock filters ports, not addresses); other ports, UDP, raw sockets and MPTCP are refused",
 			"processes: the command sees the machine's processes and their command lines in /proc (it cannot trace them, read their memory or environment)",
-			"lifetime: processes the command leaves behind are killed when it exits, but survive if cordon itself is killed with SIGKILL",
+			"lifetime: processes the command leaves behind are killed by cordon's helper process, which adopts them; if that helper is itself killed from outside (SIGKILL, the OOM killer) they survive, where a PID namespace would take them down",
 			"deny_read: masked by Landlock rules instead of mounts; a denied path inside a writable tree can be overwritten or removed, not read, and names inside a denied directory can be listed",
 			"/dev/shm (POSIX shared memory) is not available to the command",
 		}
