@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -27,8 +26,13 @@ func SysProcAttr(uid, gid int) *syscall.SysProcAttr {
 		// Denying setgroups is what lets an unprivileged user write gid_map; it also keeps
 		// the command from dropping a supplementary group that a deny rule relies on.
 		GidMappingsEnableSetgroups: false,
-		Pdeathsig:                  syscall.SIGKILL,
-		Setsid:                     true,
+		// An unprivileged caller keeps its own uid inside, and exec would clear the
+		// capabilities the namespace's creator has: the helper keeps, as ambient
+		// capabilities, the ones it needs to set the sandbox up. It drops them all before
+		// the command starts.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP},
+		Pdeathsig:   syscall.SIGKILL,
+		Setsid:      true,
 	}
 }
 
@@ -94,10 +98,9 @@ func Listen(addr netip.AddrPort) (int, error) {
 	return fd, nil
 }
 
-// SendFD sends fd, with a short message, over the unix socket sock.
-func SendFD(sock *os.File, msg []byte, fd int) error {
-	rights := unix.UnixRights(fd)
-	if err := unix.Sendmsg(int(sock.Fd()), msg, rights, nil, 0); err != nil {
+// SendFD sends fd, with a message, over the unix socket sock.
+func SendFD(sock int, msg []byte, fd int) error {
+	if err := unix.Sendmsg(sock, msg, unix.UnixRights(fd), nil, 0); err != nil {
 		return fmt.Errorf("send descriptor: %w", err)
 	}
 	return nil

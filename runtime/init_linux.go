@@ -92,10 +92,10 @@ func initMain() int {
 		if err != nil {
 			return fail(stepListen, err)
 		}
-		err = unix.Sendmsg(status, encode(message{Type: msgListener}), unix.UnixRights(fd), nil, 0)
+		err = netjail.SendFD(status, encode(message{Type: msgListener}), fd)
 		unix.Close(fd)
 		if err != nil {
-			return fail(stepListen, fmt.Errorf("send listener: %w", err))
+			return fail(stepListen, err)
 		}
 		// 6. Mounts, while the helper still has CAP_SYS_ADMIN in its user namespace: masks
 		//    over denied paths, read-only binds, a /proc for the new PID namespace.
