@@ -125,6 +125,12 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		}
 	}()
 
+	if !r.namespace() {
+		// Without namespaces the command sees cordon's process. Landlock already keeps it
+		// from tracing cordon or reading its memory and environment (where secrets are); a
+		// non-dumpable process is out of reach even where Landlock is missing.
+		_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	}
 	if err := r.prepare(); err != nil {
 		return nil, err
 	}
@@ -483,6 +489,10 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 		res := &Result{ExitCode: exit.Code, Signal: exit.Signal, Mode: r.mode}
 		if r.pol.Sandbox.BestEffort {
 			res.NotEnforced = explain(r.pol, r.support, r.namespace(), "").NotEnforced
+		}
+		if ctx.Err() != nil {
+			// Killed because ctx ended: the status says how, the error says why.
+			return res, fmt.Errorf("command killed: %w", ctx.Err())
 		}
 		return res, nil
 	case interrupted && ctx.Err() != nil:

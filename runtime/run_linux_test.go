@@ -1,8 +1,10 @@
 package runtime_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -64,6 +66,28 @@ func TestExitStatus(t *testing.T) {
 			t.Errorf("exit %d, err %v; want 125 and ErrSetup", r.code(), r.err)
 		}
 	})
+}
+
+func TestContextCancel(t *testing.T) {
+	s := newSandbox(t)
+	p := s.policy(pol{})
+	marker := fmt.Sprintf("%d.%d", 3000+time.Now().Nanosecond()%1000, os.Getpid())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	t0 := time.Now()
+	res, err := cordonrt.Run(ctx, cordonrt.Config{Policy: p, Args: []string{"sh", "-c", "sleep " + marker + " & sleep " + marker},
+		Dir: s.proj, Env: []string{"PATH=" + os.Getenv("PATH")}, Stdin: null, Stdout: null, Stderr: null, Diag: io.Discard})
+	if !errors.Is(err, context.DeadlineExceeded) || res == nil || res.ExitCode != 137 {
+		t.Fatalf("res %+v, err %v; want exit 137 and the context's error", res, err)
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if left := processesWith(marker); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
 }
 
 func (s *sandbox) runIn(p *policy.Policy, dir string, args ...string) result {

@@ -98,7 +98,10 @@ type Plan struct {
 // Run runs the command under the policy and waits for it. An error means the command did
 // not run, or its confinement could not be completed (then nothing of it is left running);
 // match it against ErrNotFound and ErrNotExecutable for the exit statuses 127 and 126. If
-// ctx is done before the command exits, the command and everything it started are killed.
+// ctx is done before the command exits, the command and everything it started are killed,
+// and Run returns both the Result and an error wrapping ctx.Err(). A fallback-mode run makes
+// the calling process non-dumpable (PR_SET_DUMPABLE 0), so that the command cannot read its
+// memory or environment; it stays so.
 func Run(ctx context.Context, cfg Config) (*Result, error) { return run(ctx, cfg) }
 
 // MaybeInit runs the in-sandbox init helper if this process was started as one, and never
