@@ -62,7 +62,7 @@ func TestExpand(t *testing.T) {
 		{".git/config", "", []string{".git/config"}},
 		{"missing", "", nil},
 		{"link/*.pem", "", []string{"link/key.pem"}}, // the fixed part may hold a link
-		{"**/link", "", []string{"link"}}, // a link to a directory matches, is not walked
+		{"**/link", "", []string{"link"}},            // a link to a directory matches, is not walked
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {

@@ -154,7 +154,7 @@ func TestPrepareHoles(t *testing.T) {
 	want := map[string]uint64{
 		"/home":                read &^ llReadFiles, // ancestor of .ssh: list only
 		"/home/notes":          read,
-		"/home/.ssh":           0, // no rule: nothing beneath it is granted
+		"/home/.ssh":           0,    // no rule: nothing beneath it is granted
 		"/home/proj":           read, // ancestors of .git/config: no writing
 		"/home/proj/.git":      read,
 		"/home/proj/a.go":      rw,
