@@ -61,12 +61,12 @@ func addrs(s ...string) []netip.Addr {
 // baseResolver is what most tests use: the allowed names live on loopback.
 func baseResolver() fakeResolver {
 	return fakeResolver{
-		"allowed.test":     addrs("127.0.0.1"),
-		"www.allowed.test": addrs("127.0.0.1"),
-		"bad.allowed.test": addrs("127.0.0.1"),
-		"v6.allowed.test":  addrs("::1"),
-		"denied.test":      addrs("127.0.0.1"),
-		"evil.test":        addrs("127.0.0.1"),
+		"allowed.test":           addrs("127.0.0.1"),
+		"www.allowed.test":       addrs("127.0.0.1"),
+		"bad.allowed.test":       addrs("127.0.0.1"),
+		"v6.allowed.test":        addrs("::1"),
+		"denied.test":            addrs("127.0.0.1"),
+		"evil.test":              addrs("127.0.0.1"),
 		"allowed.test.evil.test": addrs("127.0.0.1"),
 	}
 }
@@ -252,6 +252,9 @@ func (e *env) raw(req string) *http.Response {
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
 	if err != nil {
 		e.t.Fatalf("reading the response to %q: %v", req, err)
+	}
+	if method == http.MethodConnect && resp.StatusCode == 200 {
+		return resp // a tunnel, not a body
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -482,3 +485,5 @@ func countFDs(t testing.TB) int {
 	}
 	return len(ents)
 }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
