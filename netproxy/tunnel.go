@@ -117,7 +117,9 @@ func (c *idleConn) Write(p []byte) (int, error) {
 
 // tunnelChunk is how many bytes one splice call may move before the copy loop looks at
 // the clock again. Large enough that the loop costs nothing next to the copying.
-const tunnelChunk = 4 << 20
+// A destination that takes a whole chunk more slowly than the idle timeout is treated as
+// stalled.
+const tunnelChunk = 1 << 20
 
 // tunnel copies bytes both ways between client and up until both directions end, then
 // closes both. head and upHead are bytes already read from each side (buffered by a
@@ -165,10 +167,13 @@ func pipe(dst, src net.Conn, head []byte, act *activity) (int64, error) {
 		}
 		act.touch()
 	}
+	// Each direction looks at the clock at least every half idle timeout while bytes
+	// move, so that the other direction, if quiet, sees recent activity when it asks.
+	window := act.idle / 2
 	lr := &io.LimitedReader{R: src}
 	for {
 		now := time.Now()
-		readBy, writeBy := now.Add(act.idle), now.Add(act.idle+time.Second)
+		readBy, writeBy := now.Add(window), now.Add(act.idle+time.Second)
 		_ = src.SetReadDeadline(readBy)
 		_ = dst.SetWriteDeadline(writeBy)
 		lr.N = tunnelChunk
