@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/cordonsh/cordon/hostmatch"
 )
 
@@ -82,6 +84,16 @@ func readRequest(br *bufio.Reader, lim *limitReader, maxHeader int, origin *targ
 	}
 	if hdr == nil {
 		hdr = textproto.MIMEHeader{}
+	}
+	for k, vs := range hdr {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("%w: header name %q", errBadRequest, clip(k))
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, fmt.Errorf("%w: value of header %q", errBadRequest, clip(k))
+			}
+		}
 	}
 	r := &request{Request: &http.Request{
 		Method:     method,
