@@ -1,11 +1,9 @@
 package netproxy
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,31 +28,6 @@ func vmRSS(b *testing.B, pid int) float64 {
 	}
 	b.Fatal("no VmRSS")
 	return 0
-}
-
-// startChildProxy runs the proxy alone in a child process (this test binary, see
-// TestMain), so that its memory can be measured without the tests' own.
-func startChildProxy(b *testing.B) (addr string, pid int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	return strings.TrimSpace(line), cmd.Process.Pid
 }
 
 // BenchmarkRSS reports the resident memory of a proxy process (VmRSS) when idle and while

@@ -82,6 +82,18 @@ func BenchmarkTunnelThroughput(b *testing.B) {
 		})
 	})
 	b.Run("connect", func(b *testing.B) {
+		// The proxy runs in its own process, as it does in a run: one process moving
+		// bytes between two others.
+		addr, _ := startChildProxy(b)
+		run(b, func(s *sink) net.Conn {
+			c, err := openTunnelNoEcho(addr, fmt.Sprintf("allowed.test:%d", s.l.Addr().(*net.TCPAddr).Port))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		})
+	})
+	b.Run("connect-in-process", func(b *testing.B) {
 		e := startProxy(b, testConfig())
 		run(b, func(s *sink) net.Conn {
 			c, err := openTunnelNoEcho(e.addr, fmt.Sprintf("allowed.test:%d", s.l.Addr().(*net.TCPAddr).Port))

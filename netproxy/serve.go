@@ -2,6 +2,7 @@ package netproxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -216,6 +217,12 @@ func lingerClose(c net.Conn) {
 	_, _ = io.CopyN(io.Discard, c, 256<<10)
 }
 
+// peekBuffered returns the bytes br holds without consuming them.
+func peekBuffered(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
 // oneLine makes text safe for a header value.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
@@ -252,7 +259,10 @@ func (s *session) connect(req *request) {
 		return
 	}
 	start := time.Now()
-	head, _ := s.br.Peek(s.br.Buffered())
+	// Bytes the client sent after its request head go first. The buffers of the HTTP
+	// reader and writer are dropped: a tunnel is kept for long, and there are many.
+	head := bytes.Clone(peekBuffered(s.br))
+	s.br, s.bw, s.lim = nil, nil, nil
 	upB, downB, terr := s.p.tunnel(s.conn, head, up, nil)
 	s.p.auditClose(e, start, upB, downB, terr)
 }

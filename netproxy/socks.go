@@ -2,6 +2,7 @@ package netproxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -226,7 +227,7 @@ func (p *Proxy) serveSOCKS(c net.Conn, br *bufio.Reader, lim *limitReader) {
 		return
 	}
 	start := time.Now()
-	head, _ := br.Peek(br.Buffered())
+	head := bytes.Clone(peekBuffered(br))
 	upB, downB, terr := p.tunnel(c, head, up, nil)
 	p.auditClose(e, start, upB, downB, terr)
 }
