@@ -338,3 +338,32 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedUploads: a refused request's body is drained so the connection can go on, but
+// a client that stalls mid-body costs the proxy at most a second.
+func TestRefusedUploads(t *testing.T) {
+	up := startUpstreams(t)
+	e := startProxy(t, testConfig())
+	c := e.dial()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "POST http://denied.test/ HTTP/1.1\r\nContent-Length: 5\r\n%s\r\nhello", authHeader(testToken))
+	fmt.Fprintf(c, "GET http://allowed.test:%s/ HTTP/1.1\r\n%s\r\n", port(up.http), authHeader(testToken))
+	for _, want := range []int{403, 200} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("got %v, %v; want %d", resp, err, want)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+
+	c = e.dial()
+	start := time.Now()
+	fmt.Fprintf(c, "POST http://denied.test/ HTTP/1.1\r\nContent-Length: 10\r\n%s\r\nhalf.", authHeader(testToken))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 403 || !resp.Close {
+		t.Fatalf("got %v, %v; want 403 and close", resp, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("answered after %v", d)
+	}
+}

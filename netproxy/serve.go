@@ -176,7 +176,7 @@ func (s *session) reply(req *request, status int, h http.Header, body string) bo
 		if strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 			keep = false
 		} else {
-			_ = s.conn.SetReadDeadline(time.Now().Add(time.Second))
+			s.ic.stopReads(time.Now().Add(time.Second))
 			n, _ := io.CopyN(io.Discard, req.Body, 256<<10)
 			keep = complete(req.Body) && n < 256<<10
 		}
