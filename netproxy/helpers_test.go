@@ -330,7 +330,6 @@ func wrap64(s string) string {
 type upstreams struct {
 	http, https *httptest.Server
 	http6       *httptest.Server // on [::1], nil without IPv6
-	hits        sync.Map         // path -> *http.Request seen last
 	release     chan struct{}    // closed by releaseAll to let /stream and /slow finish
 	once        sync.Once
 }
