@@ -87,17 +87,28 @@ func (s *session) forward(req *request) bool {
 			}
 			ic := &idleConn{Conn: conn, act: s.ic.act}
 			ec := *e
+			ec.Method = "" // the connection may carry other requests
 			up = &upstream{dst: req.dst, conn: conn, ic: ic, br: bufio.NewReaderSize(ic, 4096),
 				bw: bufio.NewWriterSize(ic, 4096), e: &ec, start: time.Now()}
 			s.up = up
 		}
 		up.reqs++
-		keep, retry := s.exchange(up, req, reused && attempt == 0)
+		keep, retry := s.exchange(up, req, reused && attempt == 0 && idempotent(req.Method))
 		if !retry {
 			return keep
 		}
 		s.dropUpstream()
 	}
+}
+
+// idempotent reports whether a request with this method may be sent again when a kept
+// connection turns out to have been closed by the server (RFC 9110, section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // dropUpstream closes the kept upstream connection, if any, and audits its end.
@@ -185,6 +196,9 @@ func (s *session) exchange(up *upstream, req *request, mayRetry bool) (keep, ret
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode >= 200 || resp.StatusCode < 100 {
 			break
+		}
+		if req.ProtoMinor == 0 {
+			continue // HTTP/1.0 has no interim responses
 		}
 		s.writeHead(resp, nil) // 100 Continue, 103 Early Hints: relayed as they come
 		if err := s.bw.Flush(); err != nil {
