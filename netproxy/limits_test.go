@@ -367,3 +367,47 @@ func TestRefusedUploads(t *testing.T) {
 		t.Errorf("answered after %v", d)
 	}
 }
+
+// TestStaleUpstreamRetry: a server that closes kept connections without saying so. An
+// idempotent request is sent again on a new connection; a POST is not.
+func TestStaleUpstreamRetry(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	e := startProxy(t, testConfig())
+	c := e.dial()
+	br := bufio.NewReader(c)
+	p := l.Addr().(*net.TCPAddr).Port
+	for i, tc := range []struct {
+		method string
+		want   int
+	}{{"GET", 200}, {"GET", 200}, {"HEAD", 200}, {"POST", 502}} {
+		time.Sleep(50 * time.Millisecond) // the server's close arrives first
+		fmt.Fprintf(c, "%s http://allowed.test:%d/ HTTP/1.1\r\nContent-Length: 0\r\n%s\r\n", tc.method, p, authHeader(testToken))
+		resp, err := http.ReadResponse(br, &http.Request{Method: tc.method})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != tc.want {
+			t.Errorf("request %d (%s): %s, want %d", i, tc.method, resp.Status, tc.want)
+		}
+	}
+}
