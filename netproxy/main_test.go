@@ -77,4 +77,3 @@ func startChildProxy(b testing.TB) (addr string, pid int) {
 	}
 	return strings.TrimSpace(line), cmd.Process.Pid
 }
-
