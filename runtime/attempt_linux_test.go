@@ -2,11 +2,13 @@ package runtime_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -290,15 +292,21 @@ var attempts = map[string]func(args []string) outcome{
 	},
 	"http-proxy": func(a []string) outcome {
 		// Sends a request through the proxy named in HTTP_PROXY and reports the status line.
-		u := os.Getenv("HTTP_PROXY")
-		hostport := u[strings.LastIndexByte(u, '@')+1:]
-		c, err := net.DialTimeout("tcp", hostport, 2*time.Second)
+		u, err := url.Parse(os.Getenv("HTTP_PROXY"))
 		if err != nil {
-			return fromErr(err, "dial "+hostport)
+			return fromErr(err, "HTTP_PROXY")
+		}
+		c, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
+		if err != nil {
+			return fromErr(err, "dial "+u.Host)
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", a[0], strings.TrimPrefix(a[0], "http://"))
+		auth := ""
+		if pass, ok := u.User.Password(); ok {
+			auth = "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)) + "\r\n"
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n", a[0], strings.TrimPrefix(a[0], "http://"), auth)
 		line, err := bufio.NewReader(c).ReadString('\n')
 		return fromErr(err, strings.TrimSpace(line))
 	},

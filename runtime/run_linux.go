@@ -137,12 +137,30 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 	r.report(pl)
 
 	// The proxy and the command's environment.
-	proxy, err := netproxy.New(proxyConfig(r.pol, r.log))
+	pcfg := proxyConfig(r.pol, r.log)
+	if r.namespace() {
+		// The listener lives in the sandbox's network namespace, where nothing but the
+		// command can reach it: no token, which spares clients that mishandle proxy
+		// credentials.
+		pcfg.Token, pcfg.NoAuth = "", true
+	}
+	audit, err := OpenAuditLog(r.pol)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	if audit != nil {
+		pcfg.Audit = audit
+		r.cleanup = append(r.cleanup, func() { audit.Close() })
+	}
+	proxy, err := netproxy.New(pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: proxy: %v", ErrSetup, err)
 	}
 	r.proxy = proxy
-	r.cleanup = append(r.cleanup, func() { proxy.Close() })
+	r.cleanup = append(r.cleanup, func() {
+		proxy.Close()
+		WriteBlockedSummary(r.cfg.Diag, proxy.Summary())
+	})
 	port := netjail.ProxyPort
 	if !r.namespace() {
 		// No namespace: the proxy listens on the host's loopback, where only the port

@@ -124,8 +124,11 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("KEEP_ME lost")
 	}
 	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
-		if !strings.HasPrefix(got[k], "http://") || !strings.Contains(got[k], "@127.0.0.1:") {
-			t.Errorf("%s = %q", k, got[k])
+		// Namespace mode: no credentials (only the sandbox reaches the listener); fallback
+		// mode: the per-run token.
+		want := byMode("http://127.0.0.1:3128", "http://cordon:")
+		if !strings.HasPrefix(got[k], want) {
+			t.Errorf("%s = %q, want it to start with %q", k, got[k], want)
 		}
 	}
 	for _, k := range []string{"ALL_PROXY", "all_proxy"} {
@@ -212,14 +215,19 @@ func TestProxy(t *testing.T) {
 		if r.code() != 0 {
 			t.Fatalf("curl: exit %d %v: %s %s", r.code(), r.err, r.stdout, r.stderr)
 		}
-		switch {
-		case strings.Contains(r.stdout, "hello from the host\n200"):
-		case strings.Contains(r.stdout, "\n403"):
-			// netproxy's allow-nothing skeleton: reachable, refusing. Replaced by the real
-			// proxy, which must let this allowed request through.
-			t.Logf("the proxy refused (allow-nothing skeleton)")
-		default:
+		if !strings.Contains(r.stdout, "hello from the host\n200") {
 			t.Errorf("curl through the proxy: %q", r.stdout)
+		}
+	})
+	t.Run("refused by the proxy", func(t *testing.T) {
+		// The same server, but the policy does not allow private addresses.
+		strict := s.policy(pol{net: `allow = ["127.0.0.1"]`})
+		r := s.run(strict, "sh", "-c", `curl -sS --max-time 10 -x "$HTTP_PROXY" --noproxy '' -o /dev/null -w '%{http_code}\n' `+url)
+		if !strings.Contains(r.stdout, "403") {
+			t.Errorf("curl: %q %q, want the proxy's 403", r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.diag, "the proxy blocked 1 request") {
+			t.Errorf("no summary of blocked requests on Diag: %q", r.diag)
 		}
 	})
 	t.Run("directly", func(t *testing.T) {
