@@ -131,6 +131,29 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		// non-dumpable process is out of reach even where Landlock is missing.
 		_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	}
+	// The helper is started first: its start (a Go runtime, the binary's initialization)
+	// is the longest step of a short run, and it overlaps with the planning below, which the
+	// helper waits for.
+	if isTerminal(r.cfg.Stdin) && isTerminal(r.cfg.Stdout) {
+		t, err := openTerminal(r.cfg.Stdin, r.cfg.Stdout)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+		}
+		r.term = t
+		r.cleanup = append(r.cleanup, func() { t.slave.Close(); t.master.Close() })
+	}
+	stdin, stdout, stderr := r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr
+	if r.term != nil {
+		// stdio: the pty's slave, or the caller's files as they are.
+		stdin, stdout = r.term.slave, r.term.slave
+		if isTerminal(stderr) {
+			stderr = r.term.slave
+		}
+	}
+	h, err := r.startHelper(stdin, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
 	if err := r.prepare(); err != nil {
 		return nil, err
 	}
@@ -180,7 +203,7 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		r.log.Debug("environment variables removed by the policy", "names", removed)
 	}
 
-	nproc, err := r.limitProcesses()
+	nproc, err := r.limitProcesses(h.cmd.Process.Pid)
 	if err != nil {
 		return nil, err
 	}
@@ -207,19 +230,10 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		ic.CgroupLeave = r.cgroup.parentProcs()
 	}
 	ic.Net = r.netRules(port)
-
-	// stdio: the pty's slave, or the caller's files as they are.
-	stdin, stdout, stderr := r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr
-	if r.term != nil {
-		stdin, stdout = r.term.slave, r.term.slave
-		if isTerminal(stderr) {
-			stderr = r.term.slave
-		}
-	}
-	return r.start(ctx, ic, stdin, stdout, stderr)
+	return r.serve(ctx, h, ic)
 }
 
-// prepare makes the private temp dir, the filesystem plan and the pty.
+// prepare makes the private temp dir and the filesystem plan.
 func (r *runner) prepare() error {
 	tmp, err := os.MkdirTemp("", "cordon-")
 	if err != nil {
@@ -227,15 +241,6 @@ func (r *runner) prepare() error {
 	}
 	r.tmpdir = tmp
 	r.cleanup = append(r.cleanup, func() { _ = os.RemoveAll(tmp) })
-
-	if isTerminal(r.cfg.Stdin) && isTerminal(r.cfg.Stdout) {
-		t, err := openTerminal(r.cfg.Stdin, r.cfg.Stdout)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrSetup, err)
-		}
-		r.term = t
-		r.cleanup = append(r.cleanup, func() { t.slave.Close(); t.master.Close() })
-	}
 
 	fs := r.pol.Filesystem
 	grants := []fsjail.Grant{
@@ -313,7 +318,7 @@ func (r *runner) netRules(proxyPort int) fsjail.NetRules {
 // limitProcesses arranges the process limit: a pids cgroup for real root, RLIMIT_NPROC for
 // everyone else.
 // It returns the RLIMIT_NPROC for the command, 0 for none.
-func (r *runner) limitProcesses() (uint64, error) {
+func (r *runner) limitProcesses(helper int) (uint64, error) {
 	max := r.pol.Process.MaxProcesses
 	if max <= 0 {
 		return 0, nil
@@ -328,6 +333,10 @@ func (r *runner) limitProcesses() (uint64, error) {
 		}
 		r.cgroup = cg
 		r.cleanup = append(r.cleanup, cg.remove)
+		// The helper waits for its configuration: it has started nothing yet.
+		if err := cg.add(helper); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrSetup, err)
+		}
 		return 0, nil
 	}
 	n := max + helperSlack
@@ -339,23 +348,29 @@ func (r *runner) limitProcesses() (uint64, error) {
 	return uint64(n), nil
 }
 
-// start starts the helper, hands it its configuration, relays until the command is done
-// and returns its status.
-func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stderr *os.File) (*Result, error) {
+// helper is the started init helper, waiting for its configuration.
+type helper struct {
+	cmd    *exec.Cmd
+	sock   int      // the supervisor's side of the status socket
+	cfgW   *os.File // the configuration pipe
+	waited chan error
+	sigc   chan os.Signal
+}
+
+// startHelper starts the init helper, in new namespaces in namespace mode. Until serve
+// takes over, any way out of the run kills and reaps it.
+func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
 	sv, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: status socket: %v", ErrSetup, err)
 	}
-	sock := sv[0]
 	helperSock := os.NewFile(uintptr(sv[1]), "status")
-	defer unix.Close(sock)
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
+		unix.Close(sv[0])
 		helperSock.Close()
 		return nil, fmt.Errorf("%w: config pipe: %v", ErrSetup, err)
 	}
-	defer cfgW.Close()
-
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if r.namespace() {
 		attr = netjail.SysProcAttr(os.Getuid(), os.Getgid())
@@ -375,7 +390,7 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 	// than cordon alone.
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, forwarded...)
-	defer signal.Stop(sigc)
+	r.cleanup = append(r.cleanup, func() { signal.Stop(sigc) })
 
 	// The helper's parent-death signal is tied to the thread that starts it.
 	goruntime.LockOSThread()
@@ -383,30 +398,43 @@ func (r *runner) start(ctx context.Context, ic *initConfig, stdin, stdout, stder
 	goruntime.UnlockOSThread()
 	helperSock.Close()
 	cfgR.Close()
-	if r.term != nil {
-		r.term.slave.Close()
-	}
 	if err != nil {
+		unix.Close(sv[0])
+		cfgW.Close()
 		if r.namespace() && netjail.Refused(err) {
 			return nil, &refusedError{fmt.Sprintf("creating namespaces: %v", err)}
 		}
 		return nil, fmt.Errorf("%w: start the init helper: %v", ErrSetup, err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	if r.cgroup != nil {
-		if err := r.cgroup.add(cmd.Process.Pid); err != nil {
+	h := &helper{cmd: cmd, sock: sv[0], cfgW: cfgW, waited: make(chan error, 1), sigc: sigc}
+	go func() { h.waited <- cmd.Wait() }()
+	r.cleanup = append(r.cleanup, func() {
+		unix.Close(h.sock)
+		if h.cfgW != nil {
+			// Never configured: it is waiting, and must not outlive the run.
+			h.cfgW.Close()
 			_ = cmd.Process.Kill()
-			<-waited
-			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+			<-h.waited
 		}
+	})
+	return h, nil
+}
+
+// serve hands the helper its configuration, serves the proxy, relays signals and the
+// terminal until the command is done, and returns its status.
+func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result, error) {
+	cmd, sock, waited, sigc := h.cmd, h.sock, h.waited, h.sigc
+	if r.term != nil {
+		r.term.slave.Close()
 	}
-	if err := json.NewEncoder(cfgW).Encode(ic); err != nil {
+	err := json.NewEncoder(h.cfgW).Encode(ic)
+	h.cfgW.Close()
+	h.cfgW = nil
+	if err != nil {
 		_ = cmd.Process.Kill()
 		<-waited
 		return nil, fmt.Errorf("%w: send configuration: %v", ErrSetup, err)
 	}
-	cfgW.Close()
 
 	msgs := make(chan message, 8)
 	go readMessages(sock, msgs)
