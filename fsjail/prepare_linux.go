@@ -157,7 +157,7 @@ func Prepare(cfg Config) (*Plan, error) {
 		}
 	}
 	if len(uncovered) > 0 {
-		p.NotEnforced = append(p.NotEnforced, "write-deny of paths that do not exist yet (without a mount namespace their creation cannot be stopped): "+strings.Join(uncovered, ", "))
+		p.NotEnforced = append(p.NotEnforced, "write-deny of paths that do not exist yet (without a mount namespace their creation cannot be stopped): "+displayList(uncovered, cfg.Cwd))
 	}
 	// Pin every ancestor of a protected path that the command could rename, so that it
 	// cannot move the parent of .git/config away and put a new one in its place.
@@ -181,7 +181,7 @@ func Prepare(cfg Config) (*Plan, error) {
 		return int(a.Kind) - int(b.Kind)
 	})
 	p.Mounts = slices.Compact(p.Mounts)
-	p.Effects = carveEffects(p)
+	p.Effects = carveEffects(p, cfg.Cwd)
 	ok = true
 	return p, nil
 }
@@ -340,7 +340,7 @@ func (p *Plan) Cleanup() []string {
 }
 
 // carveEffects describes the directories that Landlock-only holes leave with fewer rights.
-func carveEffects(p *Plan) []string {
+func carveEffects(p *Plan, cwd string) []string {
 	var noWrite, noRead []string
 	for _, h := range p.Holes {
 		if h.OnlyAncestors {
@@ -366,11 +366,25 @@ func carveEffects(p *Plan) []string {
 	var out []string
 	if len(noWrite) > 0 {
 		slices.Sort(noWrite)
-		out = append(out, "no file can be created, removed or renamed directly in "+strings.Join(noWrite, ", ")+" (each holds a write-denied path)")
+		out = append(out, "no file can be created, removed or renamed directly in "+displayList(noWrite, cwd)+" (each holds a write-denied path)")
 	}
 	if len(noRead) > 0 {
 		slices.Sort(noRead)
-		out = append(out, "files created during the run directly in "+strings.Join(noRead, ", ")+" cannot be read (each holds a read-denied path)")
+		out = append(out, "files created during the run directly in "+displayList(noRead, cwd)+" cannot be read (each holds a read-denied path)")
 	}
 	return out
+}
+
+// displayList joins paths for a message, those under cwd relative to it ("." for cwd).
+func displayList(paths []string, cwd string) string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p
+		if cwd != "" && isUnder(p, cwd) {
+			if r, err := filepath.Rel(cwd, p); err == nil {
+				out[i] = r
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }

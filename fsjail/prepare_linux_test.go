@@ -137,7 +137,7 @@ func TestPrepareHoles(t *testing.T) {
 		t.Errorf("NotEnforced does not name the missing path: %q", p.NotEnforced)
 	}
 	effects := strings.Join(p.Effects, "\n")
-	if !strings.Contains(effects, proj+", "+proj+"/.git") || !strings.Contains(effects, "cannot be read") {
+	if !strings.Contains(effects, "directly in "+proj+", "+proj+"/.git (") || !strings.Contains(effects, "cannot be read") {
 		t.Errorf("effects: %q", p.Effects)
 	}
 
