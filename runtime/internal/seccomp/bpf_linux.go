@@ -11,13 +11,13 @@ import (
 const (
 	offNr   = 0
 	offArch = 4
-	// offArgLo(i) is the low 32 bits of argument i on a little-endian machine, offArgHi(i) the
-	// high 32 bits. Every architecture this package supports is little-endian.
+	// offArgLo(i) is the low 32 bits of argument i on a little-endian machine (every
+	// architecture this package supports). The filter compares only the low words: the
+	// kernel truncates the int arguments it checks.
 	offArgs = 16
 )
 
 func offArgLo(i int) uint32 { return uint32(offArgs + 8*i) }
-func offArgHi(i int) uint32 { return uint32(offArgs + 8*i + 4) }
 
 // label names a position in a program; labels are resolved when the program is assembled.
 type label int
