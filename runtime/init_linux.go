@@ -64,6 +64,11 @@ func initMain() int {
 		return 125
 	}
 
+	// Signals are caught from the start: those that arrive during setup are held and passed
+	// to the command once it runs, so none is lost (and none ends the helper).
+	sigc := make(chan os.Signal, 64)
+	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
+
 	// 1. Nothing in the sandbox may trace the helper or read its memory or environment: in
 	//    namespace mode it keeps every capability of the sandbox's user namespace.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
@@ -110,9 +115,6 @@ func initMain() int {
 		}
 	}
 
-	// Signals are caught before the command exists, so none is lost.
-	sigc := make(chan os.Signal, 64)
-	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
 	// The supervisor shuts its side of the status socket down to end the run, and the
 	// socket reads end of file if the supervisor dies.
 	gone := make(chan struct{})

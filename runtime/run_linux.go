@@ -386,8 +386,8 @@ func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
 		ExtraFiles:  []*os.File{helperSock, cfgR},
 		SysProcAttr: attr,
 	}
-	// Signals are caught before the helper exists: a ^C during setup ends the run rather
-	// than cordon alone.
+	// Signals are caught before the helper exists and passed on to it: a ^C during setup
+	// reaches the command rather than ending cordon alone.
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, forwarded...)
 	r.cleanup = append(r.cleanup, func() { signal.Stop(sigc) })
@@ -440,13 +440,14 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 	go readMessages(sock, msgs)
 
 	var (
-		started     bool
-		exit        *message
-		failure     *message
-		interrupted bool
-		ctxDone     = ctx.Done()
-		waitErr     error
-		helperDone  bool
+		started      bool
+		exit         *message
+		failure      *message
+		interrupted  bool
+		ctxDone      = ctx.Done()
+		waitErr      error
+		helperDone   bool
+		terminations int
 	)
 	// The loop ends with the helper's exit report: by then every process of the command is
 	// dead and reaped, and the helper only has to exit, which (unmounting its mount namespace
@@ -494,12 +495,17 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 				r.term.resize()
 				continue
 			}
-			if !started && s != unix.SIGWINCH {
-				interrupted = true
-				_ = cmd.Process.Kill()
-				continue
-			}
+			// Before the command has started the helper holds the signal and forwards it
+			// as soon as it has.
 			_ = cmd.Process.Signal(s)
+			if s != unix.SIGWINCH && s != unix.SIGUSR1 && s != unix.SIGUSR2 {
+				// A command that ignores being asked to stop would keep cordon (and the
+				// user's terminal, in raw mode) waiting: the third request ends the run.
+				if terminations++; terminations == 3 {
+					fmt.Fprintf(r.cfg.Diag, "cordon: %v received three times; killing the command\n", s)
+					_ = unix.Shutdown(sock, unix.SHUT_WR)
+				}
+			}
 		case <-ctxDone:
 			ctxDone = nil
 			interrupted = true

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,6 +88,50 @@ func TestContextCancel(t *testing.T) {
 	}
 	if left := processesWith(marker); len(left) > 0 {
 		t.Errorf("processes left: %v", left)
+	}
+}
+
+// TestSignals checks that signals reach the command, and that a command ignoring them is
+// killed on the third.
+func TestSignals(t *testing.T) {
+	s := newSandbox(t)
+	policyFile := s.writePolicy(pol{})
+	for _, tt := range []struct {
+		name   string
+		script string
+		sends  int
+		code   int
+	}{
+		{"forwarded", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done", 1, 7},
+		{"ignored three times", "trap '' TERM; echo ready; while :; do sleep 0.05; done", 3, 137},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(s.bin, superviseArg, policyFile, s.home, s.proj, "--", "sh", "-c", tt.script)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			buf := make([]byte, 6)
+			if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "ready\n" {
+				t.Fatalf("read %q, %v", buf, err)
+			}
+			for i := 0; i < tt.sends; i++ {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				time.Sleep(50 * time.Millisecond)
+			}
+			rest, _ := io.ReadAll(out)
+			err = cmd.Wait()
+			code := cmd.ProcessState.ExitCode()
+			if code != tt.code {
+				t.Errorf("exit %d (%v), want %d; output %q, stderr %q", code, err, tt.code, rest, stderr.String())
+			}
+		})
 	}
 }
 
