@@ -1,0 +1,376 @@
+//go:build wasip1
+
+// Command sigv4 is a cordon plugin that signs requests to AWS with Signature Version 4
+// (header form), so that the sandboxed command can use AWS with placeholder credentials while
+// the real keys stay in cordon. Whatever signature the client made is replaced.
+//
+// The signing key is derived inside the host: the plugin asks for a key made from
+// "AWS4"+secret and for HMACs with it (key handles), and never sees the secret access key or
+// any intermediate key. The access key id goes into the Authorization header through a
+// template, so the plugin never sees it either.
+//
+// Config (all optional):
+//
+//	region                  region to sign for; default: from the client's signature, else
+//	                        from the host name, else us-east-1
+//	service                 service to sign for; default: likewise (e.g. "s3", "sts")
+//	access_key_secret       secret holding the access key id (default "aws_access_key_id")
+//	secret_key_secret       secret holding the secret access key (default "aws_secret_access_key")
+//	session_token_secret    secret holding a session token, for temporary credentials
+//	                        (default: none; the client's X-Amz-Security-Token is removed)
+//	unsigned_payload        "true": for S3, sign a body larger than the host's body limit as
+//	                        UNSIGNED-PAYLOAD instead of failing
+//
+// Limits: the payload must be hashable (the client's X-Amz-Content-Sha256 is used if present,
+// else the host hashes the body up to its limit); S3's streaming chunk signatures
+// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) cannot be re-signed and fail the request.
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cordonsh/cordon/plugins/sdk"
+)
+
+const (
+	algorithm  = "AWS4-HMAC-SHA256"
+	amzDateFmt = "20060102T150405Z"
+	emptyHash  = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+)
+
+var (
+	cfgRegion      = sdk.ConfigOr("region", "")
+	cfgService     = sdk.ConfigOr("service", "")
+	accessKeyName  = sdk.ConfigOr("access_key_secret", "aws_access_key_id")
+	secretKeyName  = sdk.ConfigOr("secret_key_secret", "aws_secret_access_key")
+	sessionName    = sdk.ConfigOr("session_token_secret", "")
+	allowUnsigned  = sdk.ConfigOr("unsigned_payload", "") == "true"
+	errStreaming   = errors.New("sigv4: streaming (chunk-signed) S3 uploads cannot be re-signed; configure the client to send a payload hash or UNSIGNED-PAYLOAD")
+	errPayloadSize = errors.New("sigv4: the request body is larger than the host's limit and cannot be hashed")
+)
+
+// Headers never signed: they change hop by hop, or are replaced by the signature itself.
+var unsigned = map[string]bool{
+	"authorization": true, "user-agent": true, "x-amzn-trace-id": true, "expect": true,
+	"connection": true, "keep-alive": true, "proxy-authorization": true, "proxy-connection": true,
+	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true, "content-length": true,
+}
+
+func init() { sdk.Handle(sign) }
+
+func main() {}
+
+func sign(r *sdk.Request) error {
+	amzDate := r.Header("X-Amz-Date")
+	if _, err := time.Parse(amzDateFmt, amzDate); err != nil {
+		amzDate = time.Now().UTC().Format(amzDateFmt)
+	}
+	if err := r.SetHeader("X-Amz-Date", amzDate); err != nil {
+		return err
+	}
+	region, service := scopeOf(r)
+
+	// Replace whatever credentials the client used.
+	clientPayload := r.Header("X-Amz-Content-Sha256")
+	_ = r.RemoveHeader("Authorization")
+	_ = r.RemoveHeader("X-Amz-Security-Token")
+	if sessionName != "" {
+		if err := r.SetHeaderFromSecret("X-Amz-Security-Token", sessionName, "{secret}"); err != nil {
+			return errors.New("sigv4: cannot set the session token: " + err.Error())
+		}
+	}
+
+	payload, err := payloadHash(r, clientPayload, service)
+	if err != nil {
+		return err
+	}
+
+	// The canonical request, as a template when the session token is one of its headers.
+	var t sdk.Template
+	t.Text(r.Method() + "\n" + canonicalURI(r.Path(), service == "s3") + "\n" + canonicalQuery(r.Query()) + "\n")
+	var names []string
+	for _, n := range r.HeaderNames() {
+		if l := strings.ToLower(n); !unsigned[l] {
+			names = append(names, l)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t.Text(n + ":")
+		if n == "x-amz-security-token" && sessionName != "" {
+			t.Secret(sessionName)
+		} else {
+			t.Text(canonicalValue(r.HeaderValues(n)))
+		}
+		t.Text("\n")
+	}
+	signedHeaders := strings.Join(names, ";")
+	t.Text("\n" + signedHeaders + "\n" + payload)
+	crHash, err := sdk.SHA256Template(&t)
+	if err != nil {
+		return errors.New("sigv4: hashing the canonical request: " + err.Error())
+	}
+
+	date := amzDate[:8]
+	scope := date + "/" + region + "/" + service + "/aws4_request"
+	stringToSign := algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
+
+	// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"),
+	// all inside the host.
+	key, err := sdk.KeyFromSecret(secretKeyName, "AWS4{secret}")
+	for _, part := range []string{date, region, service, "aws4_request"} {
+		if err != nil {
+			break
+		}
+		key, err = key.Derive([]byte(part))
+	}
+	if err != nil {
+		return errors.New("sigv4: deriving the signing key: " + err.Error())
+	}
+	sig, err := key.HMAC([]byte(stringToSign))
+	if err != nil {
+		return errors.New("sigv4: signing: " + err.Error())
+	}
+
+	var auth sdk.Template
+	auth.Text(algorithm + " Credential=").Secret(accessKeyName).
+		Text("/" + scope + ", SignedHeaders=" + signedHeaders + ", Signature=" + hex.EncodeToString(sig[:]))
+	if err := r.SetHeaderTemplate("Authorization", &auth); err != nil {
+		return errors.New("sigv4: setting Authorization: " + err.Error())
+	}
+	return nil
+}
+
+// payloadHash returns the hex SHA-256 of the body, the client's own payload hash for S3, or
+// UNSIGNED-PAYLOAD where allowed.
+func payloadHash(r *sdk.Request, client, service string) (string, error) {
+	if strings.HasPrefix(client, "STREAMING-") {
+		return "", errStreaming
+	}
+	if service == "s3" && client != "" {
+		// S3 checks the body against this value, so a wrong one only hurts the client.
+		return client, nil
+	}
+	sum, err := r.BodySHA256()
+	hash := hex.EncodeToString(sum[:])
+	switch {
+	case err == nil:
+	case errors.Is(err, sdk.ErrLimit) && service == "s3" && allowUnsigned:
+		hash = "UNSIGNED-PAYLOAD"
+	case errors.Is(err, sdk.ErrLimit):
+		return "", errPayloadSize
+	default:
+		return "", errors.New("sigv4: hashing the body: " + err.Error())
+	}
+	if service == "s3" || client != "" {
+		if err := r.SetHeader("X-Amz-Content-Sha256", hash); err != nil {
+			return "", err
+		}
+	}
+	return hash, nil
+}
+
+// scopeOf returns the region and service to sign for: the config, else the scope of the
+// client's own signature, else what the host name says.
+func scopeOf(r *sdk.Request) (region, service string) {
+	region, service = cfgRegion, cfgService
+	if region != "" && service != "" {
+		return region, service
+	}
+	cr, cs := clientScope(r.Header("Authorization"))
+	hr, hs := hostScope(r.Host())
+	region = first(region, cr, hr, "us-east-1")
+	service = first(service, cs, hs)
+	return region, service
+}
+
+func first(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// clientScope reads region and service from "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, ...".
+func clientScope(auth string) (region, service string) {
+	_, rest, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return "", ""
+	}
+	cred, _, _ := strings.Cut(rest, ",")
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) != 5 || parts[4] != "aws4_request" || !isToken(parts[2]) || !isToken(parts[3]) {
+		return "", ""
+	}
+	return parts[2], parts[3]
+}
+
+func isToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// hostScope guesses region and service from an AWS host name: SERVICE.REGION.amazonaws.com,
+// BUCKET.s3.REGION.amazonaws.com, s3-REGION.amazonaws.com, or SERVICE.amazonaws.com (global).
+func hostScope(host string) (region, service string) {
+	name, ok := strings.CutSuffix(host, ".amazonaws.com")
+	if !ok {
+		return "", ""
+	}
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if isRegion(l) {
+			if i > 0 {
+				service = labels[i-1]
+			}
+			return l, strings.TrimSuffix(service, "-fips")
+		}
+		if rest, ok := strings.CutPrefix(l, "s3-"); ok && isRegion(rest) {
+			return rest, "s3"
+		}
+	}
+	last := labels[len(labels)-1]
+	if isToken(last) {
+		return "", strings.TrimSuffix(last, "-fips")
+	}
+	return "", ""
+}
+
+// isRegion matches names such as "us-east-1", "eu-central-2", "us-gov-west-1".
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 {
+		return false
+	}
+	num := parts[len(parts)-1]
+	if num == "" {
+		return false
+	}
+	for i := 0; i < len(num); i++ {
+		if num[i] < '0' || num[i] > '9' {
+			return false
+		}
+	}
+	return isToken(s)
+}
+
+// canonicalURI returns the canonical URI of an escaped request path. S3 signs the path as it
+// is, encoded once; other services sign it normalized (no empty or dot segments) and encoded
+// a second time.
+func canonicalURI(path string, s3 bool) string {
+	if path == "" {
+		path = "/"
+	}
+	if s3 {
+		return uriEncode(unescape(path), false)
+	}
+	var segs []string
+	for _, s := range strings.Split(path, "/") {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
+	}
+	out := "/" + strings.Join(segs, "/")
+	if len(segs) > 0 && strings.HasSuffix(path, "/") {
+		out += "/"
+	}
+	return uriEncode(out, false)
+}
+
+// canonicalQuery sorts the query's parameters by name, then value, each URI-encoded.
+func canonicalQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	type kv struct{ k, v string }
+	var params []kv
+	for _, p := range strings.Split(raw, "&") {
+		if p == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(p, "=")
+		params = append(params, kv{uriEncode(formUnescape(k), true), uriEncode(formUnescape(v), true)})
+	}
+	sort.Slice(params, func(i, j int) bool {
+		if params[i].k != params[j].k {
+			return params[i].k < params[j].k
+		}
+		return params[i].v < params[j].v
+	})
+	parts := make([]string, len(params))
+	for i, p := range params {
+		parts[i] = p.k + "=" + p.v
+	}
+	return strings.Join(parts, "&")
+}
+
+// canonicalValue joins a header's values with "," after trimming each and collapsing runs of
+// spaces.
+func canonicalValue(vals []string) string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = strings.Join(strings.Fields(v), " ")
+	}
+	return strings.Join(out, ",")
+}
+
+// uriEncode percent-encodes every byte except the unreserved characters A-Z a-z 0-9 - _ . ~
+// (and "/" unless encodeSlash), with upper-case hex, as SigV4 requires.
+func uriEncode(s string, encodeSlash bool) string {
+	const hexdig = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~' || c == '/' && !encodeSlash {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexdig[c>>4])
+		b.WriteByte(hexdig[c&15])
+	}
+	return b.String()
+}
+
+// unescape decodes %XX sequences; malformed ones are kept as they are.
+func unescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := hex.DecodeString(s[i+1 : i+3]); err == nil {
+				b = append(b, v[0])
+				i += 2
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+// formUnescape decodes a query component: "+" is a space, then %XX.
+func formUnescape(s string) string { return unescape(strings.ReplaceAll(s, "+", " ")) }
