@@ -17,8 +17,8 @@ import (
 )
 
 var (
-	testDir  string // removed after the tests
-	buildMu  sync.Mutex
+	testDir   string // removed after the tests
+	buildMu   sync.Mutex
 	builtWasm = map[string]string{}
 	buildErrs = map[string]error{}
 )

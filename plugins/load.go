@@ -206,7 +206,11 @@ func (p *Plugin) start(ctx context.Context, wasm []byte) error {
 	cctx := experimental.WithCompilationWorkers(ctx, goruntime.GOMAXPROCS(0))
 	cm, err := p.rt.CompileModule(cctx, wasm)
 	if err != nil {
-		return modErr(ErrModule, "%s", firstLine(err.Error()))
+		msg := firstLine(err.Error())
+		if strings.Contains(msg, "over limit") {
+			msg += " (raise the plugin's memory limit)"
+		}
+		return modErr(ErrModule, "%s", msg)
 	}
 	p.compiled = cm
 	if err := checkModule(cm, p.memLimit); err != nil {

@@ -54,7 +54,7 @@ const (
 	maxModuleBytes      = 64 << 20
 	minMemoryLimit      = 4 << 20
 	maxMemoryLimit      = 1 << 30
-	initTimeoutFloor    = 2 * time.Second
+	initTimeoutFloor    = 1 * time.Second
 )
 
 // HostConfig configures a Host.

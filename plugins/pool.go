@@ -105,7 +105,7 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	ictx, cancel := context.WithTimeout(ctx, max(initTimeoutFloor, p.timeout))
+	ictx, cancel := context.WithTimeout(withMemoryAllocator(ctx), max(initTimeoutFloor, p.timeout))
 	defer cancel()
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
@@ -188,6 +188,10 @@ func (in *instance) call(ctx context.Context, c *call) error {
 		return p.errorf(ErrMemoryLimit, "limit %s", formatBytes(p.memLimit))
 	}
 	p.logger.Debug("plugin trap", "detail", c.scrub(err.Error()))
+	if crash != "" {
+		// A Go guest prints its panic, then traps.
+		return p.errorf(ErrFault, "%s", crash)
+	}
 	return p.errorf(ErrFault, "trapped: %s", c.scrub(strings.TrimPrefix(firstLine(err.Error()), "wasm error: ")))
 }
 
