@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSigV4Vectors runs the example SigV4 plugin against cases of AWS's published Signature
@@ -178,5 +179,25 @@ func TestGitHubReadOnlyExample(t *testing.T) {
 		if req.Header.Get("Authorization") != "" {
 			t.Fatalf("%s: the token was added to a denied request", m)
 		}
+	}
+}
+
+// TestSigV4UsesTheClock: without an X-Amz-Date from the client, the plugin dates the request
+// from the real clock (WASI's real-time clock is wired to the host's).
+func TestSigV4UsesTheClock(t *testing.T) {
+	h, _ := newTestHost(t)
+	p := load(t, h, PluginConfig{Name: "aws", Path: guest(t, sigv4Guest), Hosts: patterns("*.amazonaws.com"),
+		Secrets: map[string][]byte{"aws_secret_access_key": []byte("k"), "aws_access_key_id": []byte("AKID")}})
+	before := time.Now().UTC()
+	req := newReq(t, "GET", "https://dynamodb.eu-west-3.amazonaws.com/")
+	if _, err := p.Apply(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	got, err := time.Parse("20060102T150405Z", req.Header.Get("X-Amz-Date"))
+	if err != nil || got.Before(before.Truncate(time.Second)) || got.After(time.Now().UTC()) {
+		t.Fatalf("X-Amz-Date = %q (%v), want about %v", req.Header.Get("X-Amz-Date"), err, before)
+	}
+	if a := req.Header.Get("Authorization"); !strings.Contains(a, "/"+got.Format("20060102")+"/eu-west-3/dynamodb/aws4_request") {
+		t.Fatalf("Authorization = %q", a)
 	}
 }

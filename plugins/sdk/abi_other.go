@@ -25,3 +25,5 @@ func rawKeyHMAC(int32, string) int32                  { return codeNotPlugin }
 func rawHMAC(int32, string, *byte) int32              { return codeNotPlugin }
 func rawSHA256Template(string, *byte) int32           { return codeNotPlugin }
 func rawBodySHA256(*byte) int32                       { return codeNotPlugin }
+
+func unixNano() int64 { return 0 }

@@ -73,3 +73,14 @@ func rawSHA256Template(template string, out *byte) int32
 
 //go:wasmimport cordon body_sha256
 func rawBodySHA256(out *byte) int32
+
+//go:wasmimport wasi_snapshot_preview1 clock_time_get
+func wasiClockTimeGet(id uint32, precision uint64, out *uint64) uint32
+
+func unixNano() int64 {
+	var t uint64
+	if wasiClockTimeGet(0, 1000, &t) != 0 { // clock 0 is the real-time clock
+		return 0
+	}
+	return int64(t)
+}

@@ -27,19 +27,15 @@
 package main
 
 import (
-	"encoding/hex"
 	"errors"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/cordonsh/cordon/plugins/sdk"
 )
 
 const (
-	algorithm  = "AWS4-HMAC-SHA256"
-	amzDateFmt = "20060102T150405Z"
-	emptyHash  = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	algorithm = "AWS4-HMAC-SHA256"
 )
 
 var (
@@ -66,8 +62,8 @@ func main() {}
 
 func sign(r *sdk.Request) error {
 	amzDate := r.Header("X-Amz-Date")
-	if _, err := time.Parse(amzDateFmt, amzDate); err != nil {
-		amzDate = time.Now().UTC().Format(amzDateFmt)
+	if !isAmzDate(amzDate) {
+		amzDate = formatAmzDate(sdk.UnixNano() / 1e9)
 	}
 	if err := r.SetHeader("X-Amz-Date", amzDate); err != nil {
 		return err
@@ -117,7 +113,7 @@ func sign(r *sdk.Request) error {
 
 	date := amzDate[:8]
 	scope := date + "/" + region + "/" + service + "/aws4_request"
-	stringToSign := algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
+	stringToSign := algorithm + "\n" + amzDate + "\n" + scope + "\n" + hexString(crHash[:])
 
 	// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"),
 	// all inside the host.
@@ -138,7 +134,7 @@ func sign(r *sdk.Request) error {
 
 	var auth sdk.Template
 	auth.Text(algorithm + " Credential=").Secret(accessKeyName).
-		Text("/" + scope + ", SignedHeaders=" + signedHeaders + ", Signature=" + hex.EncodeToString(sig[:]))
+		Text("/" + scope + ", SignedHeaders=" + signedHeaders + ", Signature=" + hexString(sig[:]))
 	if err := r.SetHeaderTemplate("Authorization", &auth); err != nil {
 		return errors.New("sigv4: setting Authorization: " + err.Error())
 	}
@@ -156,7 +152,7 @@ func payloadHash(r *sdk.Request, client, service string) (string, error) {
 		return client, nil
 	}
 	sum, err := r.BodySHA256()
-	hash := hex.EncodeToString(sum[:])
+	hash := hexString(sum[:])
 	switch {
 	case err == nil:
 	case errors.Is(err, sdk.ErrLimit) && service == "s3" && allowUnsigned:
@@ -361,8 +357,10 @@ func unescape(s string) string {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) {
-			if v, err := hex.DecodeString(s[i+1 : i+3]); err == nil {
-				b = append(b, v[0])
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				b = append(b, hi<<4|lo)
 				i += 2
 				continue
 			}
@@ -374,3 +372,85 @@ func unescape(s string) string {
 
 // formUnescape decodes a query component: "+" is a space, then %XX.
 func formUnescape(s string) string { return unescape(strings.ReplaceAll(s, "+", " ")) }
+
+// isAmzDate reports whether s has the form 20060102T150405Z. (Written out rather than with
+// time.Parse, which would add half a megabyte of formatting code to the module.)
+func isAmzDate(s string) bool {
+	if len(s) != 16 || s[8] != 'T' || s[15] != 'Z' {
+		return false
+	}
+	for i := 0; i < 15; i++ {
+		if i != 8 && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// formatAmzDate formats Unix seconds as 20060102T150405Z (UTC). The civil date comes from
+// the days since the epoch, as in Howard Hinnant's days-to-civil algorithm.
+func formatAmzDate(unix int64) string {
+	days, secs := unix/86400, unix%86400
+	if secs < 0 {
+		days, secs = days-1, secs+86400
+	}
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	y := yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	b := make([]byte, 0, 16)
+	b = appendPadded(b, int(y), 4)
+	b = appendPadded(b, int(m), 2)
+	b = appendPadded(b, int(d), 2)
+	b = append(b, 'T')
+	b = appendPadded(b, int(secs/3600), 2)
+	b = appendPadded(b, int(secs/60%60), 2)
+	b = appendPadded(b, int(secs%60), 2)
+	return string(append(b, 'Z'))
+}
+
+func appendPadded(b []byte, n, width int) []byte {
+	d := make([]byte, width)
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, d...)
+}
+
+// hexString and unhex stand in for encoding/hex, which would pull fmt (and a megabyte) into
+// the module.
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
