@@ -27,6 +27,11 @@ type fileV1 struct {
 	Process    procFileV1  `toml:"process"`
 	Sandbox    sboxFileV1  `toml:"sandbox"`
 	Audit      auditFileV1 `toml:"audit"`
+
+	Secrets     map[string]secretSpec `toml:"secrets"`
+	Credentials []credFileV1          `toml:"credential"`
+	Upstreams   []upstreamFileV1      `toml:"upstream"`
+	Plugins     []pluginFileV1        `toml:"plugin"`
 }
 
 type fsFileV1 struct {
@@ -156,6 +161,8 @@ func decodeTOML(name string, data []byte) (*fileV1, toml.MetaData, error) {
 	return &f, md, nil
 }
 
+var typeRE = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+
 var lastKeyRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // tomlError turns an error from the TOML decoder into an *Error with the line and key.
@@ -170,7 +177,16 @@ func tomlError(name string, err error) error {
 	}
 	if m := lastKeyRE.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: name, Line: line, Key: m[2], Msg: m[3], Err: err}
+		msg := m[3]
+		if t := typeRE.FindStringSubmatch(msg); t != nil {
+			want := map[string]string{"boolean": "true or false", "slice": "a list", "string": "a string",
+				"integer": "an integer", "struct": "a table", "map": "a table"}[t[2]]
+			if want == "" {
+				want = t[2]
+			}
+			msg = fmt.Sprintf("wrong type: want %s, got a TOML %s", want, strings.ToLower(t[1]))
+		}
+		return &Error{File: name, Line: line, Key: m[2], Msg: msg, Err: err}
 	}
 	return &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 }
@@ -194,11 +210,46 @@ func keyPos(md toml.MetaData, data []byte, key toml.Key) (line, col int) {
 	}
 	pos := v.FieldByName("pos")
 	line = int(pos.FieldByName("Line").Int())
+	// The recorded offset is the value's; point at the key itself where the line shows it.
 	start := int(pos.FieldByName("Start").Int())
 	if start >= 0 && start <= len(data) {
 		col = start - strings.LastIndexByte(string(data[:start]), '\n')
 	}
+	if lines := strings.Split(string(data), "\n"); line >= 1 && line <= len(lines) {
+		if i := strings.Index(lines[line-1], key[len(key)-1]); i >= 0 {
+			col = i + 1
+		}
+	}
 	return line, col
+}
+
+// arrayTablePos returns the line and column of key inside the index-th [[table]] of data, or
+// of the table header itself if the key is not written there; 0, 0 if not found.
+func arrayTablePos(data []byte, table string, index int, key string) (int, int) {
+	lines := strings.Split(string(data), "\n")
+	header := regexp.MustCompile(`^\s*\[\[\s*` + regexp.QuoteMeta(table) + `\s*\]\]`)
+	n := -1
+	for i, l := range lines {
+		if !header.MatchString(l) {
+			continue
+		}
+		n++
+		if n != index {
+			continue
+		}
+		first := strings.SplitN(key, ".", 2)[0]
+		for j := i + 1; j < len(lines); j++ {
+			t := strings.TrimSpace(lines[j])
+			if strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "["+table+".") {
+				break
+			}
+			if strings.HasPrefix(t, first+" ") || strings.HasPrefix(t, first+"=") || strings.HasPrefix(t, "["+table+"."+first+"]") {
+				return j + 1, strings.Index(lines[j], t[:1]) + 1
+			}
+		}
+		return i + 1, 1
+	}
+	return 0, 0
 }
 
 // knownKeys lists every key of the format, for "did you mean" hints on unknown keys.
@@ -209,9 +260,13 @@ var knownKeys = func() []string {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			name := prefix + strings.Split(f.Tag.Get("toml"), ",")[0]
-			if f.Type.Kind() == reflect.Struct && f.Type.Name() != "pattern" && f.Type.Name() != "prefix" {
+			t := f.Type
+			for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() == reflect.Struct && t.Name() != "pattern" && t.Name() != "prefix" && t.Name() != "secretSpec" {
 				keys = append(keys, name)
-				walk(name+".", f.Type)
+				walk(name+".", t)
 				continue
 			}
 			keys = append(keys, name)

@@ -72,7 +72,73 @@ func Format(p *Policy) string {
 	} else {
 		w.comment("log = \"\"  (no audit log)")
 	}
+	formatCredentials(&w, p)
 	return w.String()
+}
+
+// formatCredentials writes the secret sources (never values) and the credential tables.
+func formatCredentials(w *tomlWriter, p *Policy) {
+	if len(p.Secrets) > 0 {
+		w.table("secrets")
+		for _, s := range p.Secrets {
+			if s.Optional {
+				w.line("%s = { from = %s, optional = true }", quote(s.Name), quote(s.String()))
+			} else {
+				w.line("%s = %s", quote(s.Name), quote(s.String()))
+			}
+		}
+	}
+	for _, c := range p.Credentials {
+		w.line("\n[[credential]]")
+		w.list("hosts", patternStrings(c.Hosts))
+		w.line("header = %s", quote(c.Header))
+		w.line("value = %s", quote(c.Value))
+		w.line("secret = %s", quote(c.Secret))
+		w.boolean("allow_plain_http", c.AllowPlainHTTP)
+	}
+	for _, u := range p.Upstreams {
+		w.line("\n[[upstream]]")
+		w.line("name = %s", quote(u.Name))
+		w.line("url = %s", quote(u.URL))
+		w.line("env = %s", quote(u.Env))
+		w.boolean("allow_plain_http", u.AllowPlainHTTP)
+		w.line("placeholders = %s", inlineTable(u.Placeholders))
+		if c := u.Credential; c != nil {
+			w.line("[upstream.credential]")
+			w.line("header = %s", quote(c.Header))
+			w.line("value = %s", quote(c.Value))
+			w.line("secret = %s", quote(c.Secret))
+		}
+	}
+	for _, pl := range p.Plugins {
+		w.line("\n[[plugin]]")
+		w.line("name = %s", quote(pl.Name))
+		w.line("path = %s", quote(pl.Path))
+		w.list("hosts", patternStrings(pl.Hosts))
+		w.list("secrets", pl.Secrets)
+		if pl.Timeout > 0 {
+			w.line("timeout = %s", quote(formatDuration(pl.Timeout)))
+		} else {
+			w.comment("timeout: the plugin host's default")
+		}
+		if pl.MemoryLimit > 0 {
+			w.line("memory_limit = %d", pl.MemoryLimit)
+		} else {
+			w.comment("memory_limit: the plugin host's default")
+		}
+		w.line("config = %s", inlineTable(pl.Config))
+	}
+}
+
+func inlineTable(m map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, quote(k)+" = "+quote(m[k]))
+	}
+	if len(parts) == 0 {
+		return "{}"
+	}
+	return "{ " + strings.Join(parts, ", ") + " }"
 }
 
 // formatFile writes one layer, as written (paths unexpanded), for `cordon import srt`.

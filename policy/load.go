@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -48,6 +49,10 @@ type Options struct {
 	Flags Flags
 	// Env resolves "~" and relative paths.
 	Env Env
+	// Discovered, if set, is called with the path and contents of DefaultFile when it was
+	// found in the working directory rather than named in File; an error stops the load.
+	// The CLI uses it to refuse project files the user has not trusted.
+	Discovered func(path string, data []byte) error
 }
 
 // Load reads, merges and validates a policy. Errors wrap ErrInvalid (as an *Error that names
@@ -62,11 +67,11 @@ func Load(opts Options) (*Policy, error) {
 			return nil, err
 		}
 	}
-	file := opts.File
+	file, discovered := opts.File, false
 	if file == "" {
 		candidate := filepath.Join(opts.Env.Cwd, DefaultFile)
 		if _, err := os.Stat(candidate); err == nil {
-			file = candidate
+			file, discovered = candidate, true
 		}
 	}
 	if file != "" {
@@ -82,6 +87,11 @@ func Load(opts Options) (*Policy, error) {
 			abs = filepath.Join(opts.Env.Cwd, abs)
 		}
 		l.policyFile = filepath.Clean(abs)
+		if discovered && opts.Discovered != nil {
+			if err := opts.Discovered(l.policyFile, data); err != nil {
+				return nil, err
+			}
+		}
 		if err := l.addSource(file, data); err != nil {
 			return nil, err
 		}
@@ -94,7 +104,7 @@ func Load(opts Options) (*Policy, error) {
 	if err := l.addFlags(opts.Flags); err != nil {
 		return nil, err
 	}
-	return l.merge(), nil
+	return l.merge()
 }
 
 // Parse reads one policy file's bytes (TOML, or sandbox-runtime JSON) as the only layer,
@@ -107,12 +117,30 @@ func Parse(name string, data []byte, env Env) (*Policy, error) {
 	if err := l.addSource(name, data); err != nil {
 		return nil, err
 	}
-	return l.merge(), nil
+	return l.merge()
 }
 
 type layer struct {
 	name string
 	f    *fileV1
+	pos  posFunc
+}
+
+// posFunc returns the line and column of a dotted key such as "network.allow" or
+// "credential[1].hosts" in a layer's source; 0, 0 where unknown.
+type posFunc func(key string) (line, col int)
+
+func noPos(string) (int, int) { return 0, 0 }
+
+func tomlPos(md toml.MetaData, data []byte) posFunc {
+	return func(key string) (int, int) {
+		if table, rest, ok := strings.Cut(key, "["); ok {
+			idxStr, sub, _ := strings.Cut(rest, "].")
+			idx, _ := strconv.Atoi(idxStr)
+			return arrayTablePos(data, table, idx, sub)
+		}
+		return keyPos(md, data, toml.Key(strings.Split(key, ".")))
+	}
 }
 
 type loader struct {
@@ -125,16 +153,16 @@ type loader struct {
 
 // addSource decodes a file's bytes, TOML or JSON, and adds its presets and itself.
 func (l *loader) addSource(name string, data []byte) error {
-	if isJSON(data) {
+	if strings.HasSuffix(name, ".json") || isJSON(data) {
 		f, notes, err := fromSRT(name, data)
 		if err != nil {
 			return err
 		}
 		l.notes = append(l.notes, notes...)
-		if err := resolveLayer(name, f, nil, nil, l.env); err != nil {
+		if err := resolveLayer(name, f, noPos, l.env); err != nil {
 			return err
 		}
-		l.layers = append(l.layers, layer{name, f})
+		l.layers = append(l.layers, layer{name, f, noPos})
 		return nil
 	}
 	f, md, err := decodeTOML(name, data)
@@ -147,10 +175,11 @@ func (l *loader) addSource(name string, data []byte) error {
 			return &Error{File: name, Line: line, Col: col, Key: "presets", Msg: err.Error(), Err: err}
 		}
 	}
-	if err := resolveLayer(name, f, &md, data, l.env); err != nil {
+	pos := tomlPos(md, data)
+	if err := resolveLayer(name, f, pos, l.env); err != nil {
 		return err
 	}
-	l.layers = append(l.layers, layer{name, f})
+	l.layers = append(l.layers, layer{name, f, pos})
 	return nil
 }
 
@@ -188,7 +217,7 @@ func (l *loader) addFlags(fl Flags) error {
 		}
 		f.Sandbox.Mode = &m
 	}
-	if err := resolveLayer("flags", f, nil, nil, l.env); err != nil {
+	if err := resolveLayer("flags", f, noPos, l.env); err != nil {
 		var pe *Error
 		if errors.As(err, &pe) {
 			pe.Key = map[string]string{
@@ -199,19 +228,16 @@ func (l *loader) addFlags(fl Flags) error {
 		return err
 	}
 	if len(fl.AllowDomains)+len(fl.AllowRead)+len(fl.AllowWrite) > 0 || fl.Mode != "" {
-		l.layers = append(l.layers, layer{"flags", f})
+		l.layers = append(l.layers, layer{"flags", f, noPos})
 	}
 	return nil
 }
 
-// resolveLayer validates one layer and expands its paths in place. md and data give error
-// positions; they are nil for layers that do not come from TOML.
-func resolveLayer(name string, f *fileV1, md *toml.MetaData, data []byte, env Env) error {
+// resolveLayer validates one layer and expands its paths in place; pos gives error positions.
+func resolveLayer(name string, f *fileV1, pos posFunc, env Env) error {
 	fail := func(key, msg string, err error) error {
 		e := &Error{File: name, Key: key, Msg: msg, Err: err}
-		if md != nil {
-			e.Line, e.Col = keyPos(*md, data, toml.Key(strings.Split(key, ".")))
-		}
+		e.Line, e.Col = pos(key)
 		return e
 	}
 	paths := []struct {
@@ -265,7 +291,7 @@ func resolveLayer(name string, f *fileV1, md *toml.MetaData, data []byte, env En
 			return fail(n.key, fmt.Sprintf("%d is out of range [%d, %d]", *n.v, n.min, n.max), nil)
 		}
 	}
-	return nil
+	return resolveCredentials(f, env, fail)
 }
 
 // ExpandPath resolves a policy path: "~" and "~/..." against env.Home, relative paths
@@ -302,7 +328,7 @@ func ExpandPath(p string, env Env, glob bool) (string, error) {
 
 // merge folds the layers into a Policy: lists are unions in order of first appearance,
 // scalars come from the last layer that sets them, and defaults fill the rest.
-func (l *loader) merge() *Policy {
+func (l *loader) merge() (*Policy, error) {
 	p := &Policy{
 		Proxy: Proxy{
 			MaxHeaderBytes: DefaultMaxHeaderBytes,
@@ -358,6 +384,7 @@ func (l *loader) merge() *Policy {
 		set(&p.Sandbox.BestEffort, f.Sandbox.BestEffort)
 		set(&p.Sandbox.AllowNested, f.Sandbox.AllowNested)
 		set(&p.Audit.Log, f.Audit.Log)
+		mergeCredentials(p, f)
 	}
 	if builtinWrite {
 		p.Filesystem.BuiltinDenyWrite = BuiltinDenyWrite(l.env.Home, l.env.Cwd)
@@ -368,7 +395,10 @@ func (l *loader) merge() *Policy {
 	if builtinEnv {
 		p.Process.BuiltinEnvDeny = slices.Clone(BuiltinEnvDeny)
 	}
-	return p
+	if err := l.checkReferences(p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func set[T any](dst *T, v *T) {

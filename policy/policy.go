@@ -37,6 +37,16 @@ type Policy struct {
 	Process    Process
 	Sandbox    Sandbox
 	Audit      Audit
+
+	// Secrets are where cordon reads the secrets that credentials, upstreams and plugins use,
+	// sorted by name. Defaults to none.
+	Secrets []Secret
+	// Credentials are header rules the proxy applies to requests. Defaults to none.
+	Credentials []Credential
+	// Upstreams are reverse-proxy routes given to the command as local URLs. Defaults to none.
+	Upstreams []Upstream
+	// Plugins are WebAssembly modules applied to requests. Defaults to none.
+	Plugins []Plugin
 }
 
 // Filesystem is the [filesystem] table.

@@ -37,8 +37,13 @@ func (pf *policyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&pf.mode, "mode", "", "confinement `MODE`: auto, namespace or fallback (default from the policy, else auto)")
 }
 
-// load reads the policy the flags name, resolving paths against the working directory.
+// load reads the policy the flags name, resolving paths against the working directory. A
+// ./cordon.toml found without --policy must be trusted (see trust.go).
 func (pf *policyFlags) load() (*policy.Policy, error) {
+	return pf.loadWith(checkTrust)
+}
+
+func (pf *policyFlags) loadWith(discovered func(string, []byte) error) (*policy.Policy, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
@@ -53,7 +58,8 @@ func (pf *policyFlags) load() (*policy.Policy, error) {
 			AllowWrite:   pf.allowWrite,
 			Mode:         pf.mode,
 		},
-		Env: policy.Env{Home: home, Cwd: cwd},
+		Env:        policy.Env{Home: home, Cwd: cwd},
+		Discovered: discovered,
 	})
 }
 
