@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,36 @@ func TestSigV4UsesTheClock(t *testing.T) {
 	}
 	if a := req.Header.Get("Authorization"); !strings.Contains(a, "/"+got.Format("20060102")+"/eu-west-3/dynamodb/aws4_request") {
 		t.Fatalf("Authorization = %q", a)
+	}
+}
+
+// TestGuideExample runs the plugin docs/plugins.md walks through (a copy of its code is in
+// testdata/guests/apikey; TestGuideExampleMatchesDoc keeps them equal).
+func TestGuideExample(t *testing.T) {
+	h, _ := newTestHost(t)
+	p := load(t, h, PluginConfig{Name: "apikey", Path: guest(t, "testdata/guests/apikey"), Secrets: map[string][]byte{"api_key": []byte("test-key-123")}})
+	req := newReq(t, "GET", "https://api.example.com/v1/items")
+	res, err := p.Apply(context.Background(), req)
+	if err != nil || req.Header.Get("X-Api-Key") != "test-key-123" || len(res.Changes) != 1 || res.Changes[0].After[0] != "<secret api_key>" {
+		t.Fatalf("GET: %+v %v %v", res, err, req.Header)
+	}
+	res, err = p.Apply(context.Background(), newReq(t, "DELETE", "https://api.example.com/v1/items/7"))
+	if err != nil || res.Deny == nil || res.Deny.Status != 403 || res.Deny.Reason != "deleting is not allowed from the sandbox" {
+		t.Fatalf("DELETE: %+v %v", res, err)
+	}
+}
+
+func TestGuideExampleMatchesDoc(t *testing.T) {
+	doc, err := os.ReadFile("../docs/plugins.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("testdata/guests/apikey/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := strings.Replace(string(src), "// Command apikey is the example of docs/plugins.md, kept here so that a test proves it works.\n", "", 1)
+	if !strings.Contains(string(doc), "```go\n"+code+"```") {
+		t.Fatal("docs/plugins.md's example differs from testdata/guests/apikey/main.go")
 	}
 }
