@@ -112,6 +112,9 @@ func newCall(p *Plugin, req *http.Request) (*call, error) {
 	default:
 		return nil, p.errorf(ErrHostNotBound, "request scheme %q is neither http nor https", req.URL.Scheme)
 	}
+	if req.URL.Host == "" {
+		return nil, p.errorf(ErrHostNotBound, "request URL has no host (set req.URL.Scheme and req.URL.Host to the destination)")
+	}
 	host, port, err := splitHost(req.URL.Host, defPort)
 	if err != nil {
 		return nil, p.errorf(ErrHostNotBound, "request host %q: %v", req.URL.Host, err)

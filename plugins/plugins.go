@@ -238,6 +238,7 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	pool     *pool
 	closed   atomic.Bool
+	inFlight sync.RWMutex // held for reading by Apply; Close waits for it to zero secrets
 }
 
 // Name returns the plugin's name.
@@ -271,10 +272,12 @@ func (p *Plugin) close(ctx context.Context) error {
 		return nil
 	}
 	p.pool.close(ctx)
-	err := p.rt.Close(ctx)
+	err := p.rt.Close(ctx) // ends calls in flight
+	p.inFlight.Lock()
 	for _, v := range p.secrets {
 		clear(v)
 	}
+	p.inFlight.Unlock()
 	return err
 }
 
@@ -288,6 +291,8 @@ func (p *Plugin) close(ctx context.Context) error {
 // (or the context's error). The body is never changed, but if the plugin asked for its hash
 // the host has buffered it (up to MaxBodyBytes) and req.Body reads the same bytes.
 func (p *Plugin) Apply(ctx context.Context, req *http.Request) (Result, error) {
+	p.inFlight.RLock()
+	defer p.inFlight.RUnlock()
 	if p.closed.Load() {
 		return Result{}, p.errorf(ErrClosed, "")
 	}
