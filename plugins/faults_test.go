@@ -184,3 +184,35 @@ func TestWaitingForAnInstanceRespectsContext(t *testing.T) {
 		t.Fatalf("first call: %v", err)
 	}
 }
+
+// TestCloseWithCallsInFlight closes a plugin while guests are running and while calls wait
+// for an instance: every call returns (an error), and nothing crashes.
+func TestCloseWithCallsInFlight(t *testing.T) {
+	h, _ := newTestHost(t)
+	p := load(t, h, PluginConfig{Path: guest(t, faultyGuest), MaxInstances: 2, Timeout: 300 * time.Millisecond})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := p.Apply(context.Background(), newReq(t, "GET", "https://api.example.com/", "X-Test-Mode: loop"))
+			errs <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrClosed) {
+			t.Errorf("call: %v, want a timeout or ErrClosed", err)
+		}
+	}
+}

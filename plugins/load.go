@@ -56,6 +56,7 @@ func (h *Host) Load(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 		if p.rt != nil {
 			_ = p.rt.Close(ctx)
 		}
+		p.mem.close()
 		for _, v := range p.secrets {
 			clear(v)
 		}
@@ -156,6 +157,7 @@ func newPlugin(h *Host, cfg PluginConfig) (*Plugin, error) {
 		return nil, bad("negative instance limit %d", maxInst)
 	}
 	p.pool = newPool(p, maxInst)
+	p.mem = newMemPool(maxInst)
 	return p, nil
 }
 

@@ -2,7 +2,21 @@
 
 package plugins
 
-import "context"
+import (
+	"context"
 
-// withMemoryAllocator leaves wazero's default allocator in place on this platform.
-func withMemoryAllocator(ctx context.Context) context.Context { return ctx }
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// memPool gives Go-slice memories on this platform.
+type memPool struct{}
+
+func newMemPool(int) *memPool { return &memPool{} }
+
+func (mp *memPool) with(ctx context.Context) context.Context {
+	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(capacity, max uint64) experimental.LinearMemory {
+		return &sliceMemory{buf: make([]byte, 0, capacity), max: max}
+	}))
+}
+
+func (mp *memPool) close() {}

@@ -237,6 +237,7 @@ type Plugin struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	pool     *pool
+	mem      *memPool
 	closed   atomic.Bool
 	inFlight sync.RWMutex // held for reading by Apply; Close waits for it to zero secrets
 }
@@ -272,12 +273,15 @@ func (p *Plugin) close(ctx context.Context) error {
 		return nil
 	}
 	p.pool.close(ctx)
-	err := p.rt.Close(ctx) // ends calls in flight
+	// Wait for calls in flight (each ends within its time limit) before closing the runtime:
+	// it frees memories and code that a running guest would still use.
 	p.inFlight.Lock()
+	defer p.inFlight.Unlock()
+	err := p.rt.Close(ctx)
+	p.mem.close()
 	for _, v := range p.secrets {
 		clear(v)
 	}
-	p.inFlight.Unlock()
 	return err
 }
 
@@ -304,6 +308,10 @@ func (p *Plugin) Apply(ctx context.Context, req *http.Request) (Result, error) {
 	inst, err := p.pool.get(ctx)
 	if err != nil {
 		return Result{}, err
+	}
+	if p.closed.Load() {
+		p.pool.put(inst) // closes it
+		return Result{}, p.errorf(ErrClosed, "")
 	}
 	err, keep := inst.run(ctx, c)
 	if keep {

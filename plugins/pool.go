@@ -19,13 +19,14 @@ type pool struct {
 	p     *Plugin
 	idle  chan *instance
 	slots chan struct{} // one token per live instance
+	done  chan struct{} // closed by close
 
 	mu     sync.Mutex
 	closed bool
 }
 
 func newPool(p *Plugin, max int) *pool {
-	return &pool{p: p, idle: make(chan *instance, max), slots: make(chan struct{}, max)}
+	return &pool{p: p, idle: make(chan *instance, max), slots: make(chan struct{}, max), done: make(chan struct{})}
 }
 
 // get returns an idle instance, or starts a new one if fewer than the maximum exist, or waits
@@ -48,6 +49,8 @@ func (pl *pool) get(ctx context.Context) (*instance, error) {
 		return in, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("plugin %q: waiting for a free instance: %w", pl.p.name, ctx.Err())
+	case <-pl.done:
+		return nil, pl.p.errorf(ErrClosed, "")
 	}
 }
 
@@ -72,6 +75,9 @@ func (pl *pool) discard(ctx context.Context, in *instance) {
 // close closes the idle instances; instances in use are closed when they come back.
 func (pl *pool) close(ctx context.Context) {
 	pl.mu.Lock()
+	if !pl.closed {
+		close(pl.done)
+	}
 	pl.closed = true
 	pl.mu.Unlock()
 	for {
@@ -105,7 +111,7 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	ictx, cancel := context.WithTimeout(withMemoryAllocator(ctx), max(initTimeoutFloor, p.timeout))
+	ictx, cancel := context.WithTimeout(p.mem.with(ctx), max(initTimeoutFloor, p.timeout))
 	defer cancel()
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
