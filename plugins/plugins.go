@@ -259,8 +259,9 @@ func (p *Plugin) Matches(host string, port uint16) bool {
 	return false
 }
 
-// Close releases the plugin's instances and zeroes its copies of the secrets. Calls in flight
-// fail.
+// Close waits for calls in flight to end (each ends within the plugin's time limit), then
+// releases the plugin's instances and zeroes its copies of the secrets. Later calls fail with
+// ErrClosed.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.host.mu.Lock()
 	delete(p.host.plugins, p)
@@ -313,7 +314,7 @@ func (p *Plugin) Apply(ctx context.Context, req *http.Request) (Result, error) {
 		p.pool.put(inst) // closes it
 		return Result{}, p.errorf(ErrClosed, "")
 	}
-	err, keep := inst.run(ctx, c)
+	keep, err := inst.run(ctx, c)
 	if keep {
 		p.pool.put(inst)
 	} else {

@@ -141,9 +141,9 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 // run calls the guest's request hook for c under the plugin's time limit. A non-nil error is
 // ready to return from Apply; keep reports whether the instance is still healthy (the guest
 // returned normally, even if it reported a failure) and may go back to the pool.
-func (in *instance) run(ctx context.Context, c *call) (err error, keep bool) {
+func (in *instance) run(ctx context.Context, c *call) (keep bool, err error) {
 	err = in.call(ctx, c)
-	return err, err == nil || errors.Is(err, ErrFailed)
+	return err == nil || errors.Is(err, ErrFailed), err
 }
 
 func (in *instance) call(ctx context.Context, c *call) error {

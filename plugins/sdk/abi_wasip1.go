@@ -2,9 +2,13 @@
 
 package sdk
 
+// The exports. They are called by the host, not from Go (hence the lint directives).
+
+//lint:ignore U1000 exported to the host by go:wasmexport
 //go:wasmexport cordon_abi_version_1
 func abiVersion1() {}
 
+//lint:ignore U1000 exported to the host by go:wasmexport
 //go:wasmexport cordon_on_request
 func cordonOnRequest() int32 { return onRequest() }
 
