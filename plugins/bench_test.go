@@ -87,6 +87,25 @@ func BenchmarkApply(b *testing.B) {
 	})
 }
 
+// BenchmarkApplySigV4 measures the SigV4 example (canonical request, four key derivations and
+// a signature in the host) with pooled instances.
+func BenchmarkApplySigV4(b *testing.B) {
+	h, _ := newTestHost(b)
+	p := load(b, h, PluginConfig{Name: "aws", Path: guest(b, sigv4Guest), Hosts: patterns("*.amazonaws.com"),
+		Secrets: map[string][]byte{"aws_secret_access_key": []byte("secret"), "aws_access_key_id": []byte("AKID")}})
+	ctx := context.Background()
+	req := newReq(b, "GET", "https://dynamodb.us-east-1.amazonaws.com/?Action=ListTables", "Content-Type: application/x-amz-json-1.0", "X-Amz-Date: 20250101T000000Z")
+	var d durations
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, err := p.Apply(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	d.report(b, "µs")
+}
+
 // BenchmarkInstantiate measures starting one instance of a Go plugin (the Go runtime's
 // initialization included), the cost that pooling avoids per request.
 func BenchmarkInstantiate(b *testing.B) {

@@ -233,3 +233,26 @@ func TestGuideExampleMatchesDoc(t *testing.T) {
 		t.Fatal("docs/plugins.md's example differs from testdata/guests/apikey/main.go")
 	}
 }
+
+func TestSigV4HostScope(t *testing.T) {
+	h, _ := newTestHost(t)
+	p := load(t, h, PluginConfig{Name: "aws", Path: guest(t, sigv4Guest), Hosts: patterns("*.amazonaws.com"),
+		Secrets: map[string][]byte{"aws_secret_access_key": []byte("k"), "aws_access_key_id": []byte("AKID")}})
+	tests := []struct{ url, scope string }{
+		{"https://sts.amazonaws.com/", "/us-east-1/sts/"},
+		{"https://dynamodb.eu-west-3.amazonaws.com/", "/eu-west-3/dynamodb/"},
+		{"https://bucket.s3.us-west-2.amazonaws.com/key", "/us-west-2/s3/"},
+		{"https://s3.dualstack.ap-south-1.amazonaws.com/b/k", "/ap-south-1/s3/"},
+		{"https://s3-eu-west-1.amazonaws.com/b/k", "/eu-west-1/s3/"},
+		{"https://kms-fips.us-gov-west-1.amazonaws.com/", "/us-gov-west-1/kms/"},
+	}
+	for _, tc := range tests {
+		req := newReq(t, "GET", tc.url, "X-Amz-Date: 20250101T000000Z")
+		if _, err := p.Apply(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if a := req.Header.Get("Authorization"); !strings.Contains(a, "/20250101"+tc.scope+"aws4_request") {
+			t.Errorf("%s: Authorization = %q, want scope %s", tc.url, a, tc.scope)
+		}
+	}
+}

@@ -301,6 +301,9 @@ func (p *Plugin) Apply(ctx context.Context, req *http.Request) (Result, error) {
 	if p.closed.Load() {
 		return Result{}, p.errorf(ErrClosed, "")
 	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("plugin %q: %w", p.name, err)
+	}
 	c, err := newCall(p, req)
 	if err != nil {
 		return Result{}, err

@@ -221,7 +221,8 @@ func isToken(s string) bool {
 }
 
 // hostScope guesses region and service from an AWS host name: SERVICE.REGION.amazonaws.com,
-// BUCKET.s3.REGION.amazonaws.com, s3-REGION.amazonaws.com, or SERVICE.amazonaws.com (global).
+// BUCKET.s3.REGION.amazonaws.com, s3.dualstack.REGION.amazonaws.com, s3-REGION.amazonaws.com,
+// or SERVICE.amazonaws.com (global).
 func hostScope(host string) (region, service string) {
 	name, ok := strings.CutSuffix(host, ".amazonaws.com")
 	if !ok {
@@ -230,8 +231,10 @@ func hostScope(host string) (region, service string) {
 	labels := strings.Split(name, ".")
 	for i, l := range labels {
 		if isRegion(l) {
-			if i > 0 {
-				service = labels[i-1]
+			for j := i - 1; j >= 0 && service == ""; j-- {
+				if labels[j] != "dualstack" {
+					service = labels[j]
+				}
 			}
 			return l, strings.TrimSuffix(service, "-fips")
 		}
@@ -249,7 +252,7 @@ func hostScope(host string) (region, service string) {
 // isRegion matches names such as "us-east-1", "eu-central-2", "us-gov-west-1".
 func isRegion(s string) bool {
 	parts := strings.Split(s, "-")
-	if len(parts) < 3 || len(parts[0]) != 2 {
+	if len(parts) < 3 || len(parts[0]) != 2 || parts[0][0] < 'a' || parts[0][0] > 'z' || parts[0][1] < 'a' || parts[0][1] > 'z' {
 		return false
 	}
 	num := parts[len(parts)-1]
