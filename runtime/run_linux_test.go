@@ -310,7 +310,10 @@ print("GOT", line.strip(), flush=True)
 		s.bin, superviseArg, policyFile, s.home, s.proj, prog)
 	tmux := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
+		// No user configuration, and a shell that exists whatever the user's login shell.
+		cmd := exec.Command("tmux", append([]string{"-S", sock, "-f", os.DevNull}, args...)...)
+		cmd.Env = append(os.Environ(), "SHELL=/bin/sh")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("tmux %v: %v: %s", args, err, out)
 		}
