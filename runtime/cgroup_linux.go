@@ -90,10 +90,8 @@ func newPidsCgroup(max int) (*pidsCgroup, error) {
 	}
 	if entries, err := os.ReadDir(base); err == nil {
 		for _, e := range entries {
-			if id, ok := strings.CutPrefix(e.Name(), "cordon-"); ok {
-				if pid, err := strconv.Atoi(id); err == nil && !alive(pid) {
-					_ = os.Remove(filepath.Join(base, e.Name()))
-				}
+			if pid, ok := cgroupOwner(e.Name()); ok && !alive(pid) {
+				_ = os.Remove(filepath.Join(base, e.Name())) // fails, harmlessly, if not empty
 			}
 		}
 	}
@@ -107,6 +105,17 @@ func newPidsCgroup(max int) (*pidsCgroup, error) {
 		return nil, fmt.Errorf("set %s/pids.max: %w", dir, err)
 	}
 	return c, nil
+}
+
+// cgroupOwner returns the pid of the run that named a cgroup "cordon-PID-SUFFIX".
+func cgroupOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "cordon-")
+	if !ok {
+		return 0, false
+	}
+	id, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(id)
+	return pid, err == nil && pid > 0
 }
 
 // add moves a process (all its threads) into the cgroup.
