@@ -11,4 +11,7 @@ var (
 	ErrBadPattern = errors.New("bad pattern")
 	// ErrNoLandlock: the kernel has no Landlock.
 	ErrNoLandlock = errors.New("landlock is not available")
+	// ErrBadPath: a path cannot be written into a macOS sandbox profile (not absolute, not
+	// clean, or holding a NUL byte), or a pattern uses what a profile cannot express.
+	ErrBadPath = errors.New("path cannot be expressed in a sandbox profile")
 )
