@@ -115,7 +115,7 @@ type Process struct {
 	MaxProcesses int
 }
 
-// Mode is how a run is confined on Linux.
+// Mode is how a run is confined.
 type Mode string
 
 // The modes.
@@ -127,6 +127,10 @@ const (
 	ModeNamespace Mode = "namespace"
 	// ModeFallback uses Landlock and seccomp alone, without namespaces: weaker, and said so.
 	ModeFallback Mode = "fallback"
+	// ModeSeatbelt is the mode of every run on macOS: sandbox-exec with a profile generated
+	// from the policy. It is reported, not written in policy files: there, "auto" (and
+	// "fallback") mean it on macOS, and "namespace" is refused.
+	ModeSeatbelt Mode = "seatbelt"
 )
 
 // Sandbox is the [sandbox] table.

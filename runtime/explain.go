@@ -7,9 +7,12 @@ import (
 )
 
 // Explain decides what a run of the policy gets on a machine with the given support: its
-// mode, or why it would be refused, what cannot be enforced, and what the fallback mode
-// does not give. Run makes the same decisions.
+// mode, or why it would be refused, what cannot be enforced, and what the mode does not
+// give. Run makes the same decisions.
 func Explain(p *policy.Policy, s Support) Plan {
+	if s.OS == "darwin" {
+		return explainSeatbelt(p, s)
+	}
 	return explain(p, s, s.UserNamespaces, s.UserNamespacesError)
 }
 

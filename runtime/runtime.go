@@ -53,7 +53,8 @@ type Result struct {
 	ExitCode int
 	// Signal is N if the command was killed by signal N, else 0.
 	Signal int
-	// Mode is the mode the run got: policy.ModeNamespace or policy.ModeFallback.
+	// Mode is the mode the run got: policy.ModeNamespace or policy.ModeFallback on Linux,
+	// policy.ModeSeatbelt on macOS.
 	Mode policy.Mode
 	// NotEnforced names the restrictions of the policy that this run could not apply
 	// (non-empty only when the policy asks for best effort).
@@ -62,6 +63,9 @@ type Result struct {
 
 // Support is what this machine lets cordon enforce, as found by Probe.
 type Support struct {
+	// OS is the operating system as Go names it: "linux", "darwin". Explain reads "darwin"
+	// as macOS and anything else as Linux.
+	OS string
 	// Kernel is the kernel's release, such as "6.8.0-45-generic".
 	Kernel string
 	// Arch is the machine's architecture as Go names it.
@@ -79,6 +83,13 @@ type Support struct {
 	// ProcessLimit names how [process] max_processes is enforced: "RLIMIT_NPROC",
 	// "cgroup pids (v1)", "cgroup pids (v2)", or "" if it cannot be.
 	ProcessLimit string
+
+	// MacOS is, on macOS, the system's version, such as "15.1".
+	MacOS string
+	// SandboxExec is, on macOS, the path of the sandbox-exec that confines commands, if it
+	// is present and applies a profile; if not, SandboxExecError says why.
+	SandboxExec      string
+	SandboxExecError string
 }
 
 // Plan is what a run of a policy gets on a machine, as decided by Explain.
@@ -91,7 +102,8 @@ type Plan struct {
 	// the policy asks for best effort, in which case these are printed.
 	NotEnforced []string
 	// Weaker names what the fallback mode does not give, printed at the start of every
-	// fallback run.
+	// fallback run; on macOS, what the seatbelt mode does not give compared with Linux's
+	// namespace mode (cordon doctor shows it; docs/macos.md explains it).
 	Weaker []string
 }
 
@@ -109,6 +121,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) { return run(ctx, cfg
 // goroutines or touches the filesystem.
 func MaybeInit() { maybeInit() }
 
-// Probe finds what this machine supports. It starts a short-lived helper process in new
-// namespaces to see whether they work, which takes a few milliseconds.
+// Probe finds what this machine supports. On Linux it starts a short-lived helper process
+// in new namespaces to see whether they work; on macOS it runs sandbox-exec once with a
+// trivial profile. Either takes a few milliseconds.
 func Probe() Support { return probe() }

@@ -17,7 +17,7 @@ import (
 
 // currentSupport finds everything but whether namespaces work, which costs a process.
 func currentSupport() Support {
-	s := Support{Arch: goruntime.GOARCH, Root: realRoot(), Landlock: fsjail.ABI()}
+	s := Support{OS: "linux", Arch: goruntime.GOARCH, Root: realRoot(), Landlock: fsjail.ABI()}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		s.Kernel = unix.ByteSliceToString(u.Release[:])
