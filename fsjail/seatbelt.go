@@ -313,11 +313,16 @@ func (g *sbGen) emitDenials() error {
 		g.rule("deny", []string{"file-write-unlink"}, readMoves.filters, true)
 	}
 	if len(writeAbove.filters) > 0 {
-		// Nor can a directory above a write-denied path, and one that does not exist yet
-		// cannot be created: the command could otherwise make it a symbolic link to a
-		// directory it may write, and the denied path would be written there.
-		g.comment("files: a directory above a write-denied path cannot be renamed, removed or created")
-		g.rule("deny", []string{"file-write-unlink", "file-write-create"}, writeAbove.filters, true)
+		g.comment("files: a directory above a write-denied path cannot be renamed or removed")
+		g.rule("deny", []string{"file-write-unlink"}, writeAbove.filters, true)
+		// One that does not exist yet may be created (git init makes .git), but not as a
+		// symbolic link to a directory the command may write, where the denied path would
+		// then be written. (A directory moved into its place is not stopped; the runtime
+		// warns about write-denied paths that a run created.)
+		g.comment("files: a directory above a write-denied path cannot be created as a symbolic link")
+		symlinks := "(require-all\n        (vnode-type SYMLINK)\n        (require-any\n            " +
+			strings.Join(writeAbove.filters, "\n            ") + "))"
+		g.rule("deny", []string{"file-write-create"}, []string{symlinks}, true)
 	}
 	g.comment("files: no hard links or clones, which would give a denied file a name outside its rule")
 	g.rule("deny", []string{"file-link", "file-clone"}, nil, true)

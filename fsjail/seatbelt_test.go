@@ -330,17 +330,17 @@ func parseProfile(t *testing.T, text, tag string) []sbpl.Node {
 				if head != "deny" || i != len(n.List)-2 || len(e.List) != 3 || e.List[1].Text != "message" || e.List[2].Text != tag {
 					t.Fatalf("bad modifier at byte %d", e.Offset)
 				}
-			case e.IsList && (e.Head() == "subpath" || e.Head() == "literal" || e.Head() == "regex"):
-				if len(e.List) != 2 || !e.List[1].IsString {
-					t.Fatalf("bad filter at byte %d", e.Offset)
+			case e.IsList && e.Head() == "require-all":
+				// The symbolic-link rule: (require-all (vnode-type SYMLINK) (require-any ...)).
+				if len(e.List) != 3 || e.List[1].Head() != "vnode-type" || e.List[1].List[1].Text != "SYMLINK" || e.List[2].Head() != "require-any" {
+					t.Fatalf("bad require-all at byte %d", e.Offset)
 				}
-				if e.Head() == "regex" {
-					if _, err := regexp.Compile(e.List[1].Text); err != nil {
-						t.Fatalf("regex %q at byte %d: %v", e.List[1].Text, e.Offset, err)
-					}
-				} else if !filepath.IsAbs(e.List[1].Text) {
-					t.Fatalf("relative path %q at byte %d", e.List[1].Text, e.Offset)
+				for _, f := range e.List[2].List[1:] {
+					checkPathFilter(t, f)
 				}
+				filters++
+			case e.IsList:
+				checkPathFilter(t, e)
 				filters++
 			default:
 				t.Fatalf("unexpected element at byte %d", e.Offset)
@@ -354,6 +354,26 @@ func parseProfile(t *testing.T, text, tag string) []sbpl.Node {
 		}
 	}
 	return nodes
+}
+
+// checkPathFilter checks a (subpath|literal|regex "...") filter.
+func checkPathFilter(t *testing.T, e sbpl.Node) {
+	t.Helper()
+	switch e.Head() {
+	case "subpath", "literal", "regex":
+	default:
+		t.Fatalf("unexpected filter %q at byte %d", e.Head(), e.Offset)
+	}
+	if len(e.List) != 2 || !e.List[1].IsString {
+		t.Fatalf("bad filter at byte %d", e.Offset)
+	}
+	if e.Head() == "regex" {
+		if _, err := regexp.Compile(e.List[1].Text); err != nil {
+			t.Fatalf("regex %q at byte %d: %v", e.List[1].Text, e.Offset, err)
+		}
+	} else if !filepath.IsAbs(e.List[1].Text) {
+		t.Fatalf("relative path %q at byte %d", e.List[1].Text, e.Offset)
+	}
 }
 
 // filterValues collects the values of the filters of kind in the rules whose first
