@@ -282,6 +282,9 @@ func (r *runner) prepare() error {
 		for _, p := range plan.Cleanup() {
 			fmt.Fprintf(r.cfg.Diag, "cordon: placeholder %s is not empty; left in place\n", p)
 		}
+		if created := plan.Created(); len(created) > 0 {
+			fmt.Fprintf(r.cfg.Diag, "cordon: warning: the command created write-protected paths (git hooks and config, editor and agent settings can run code outside the sandbox); review them before you use them:\n  - %s\n", strings.Join(created, "\n  - "))
+		}
 	})
 	return nil
 }
