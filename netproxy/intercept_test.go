@@ -632,5 +632,3 @@ func TestHookConcurrency(t *testing.T) {
 	}
 	t.Logf("peak concurrent hook calls: %d", peak.Load())
 }
-
-
