@@ -243,3 +243,59 @@ func newClosedListener() net.Listener {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	return l
 }
+
+func TestCloseEndsInterceptedAndRoutes(t *testing.T) {
+	leakCheck(t)
+	up := startUpstreams(t)
+	cfg := credConfig(canary(t))
+	cfg.Routes = []Route{{Name: "r", URL: "https://api.allowed.test:" + port(up.https)}}
+	cfg.Audit = &syncBuffer{}
+	cfg.Dialer = &recordingDialer{}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	rl, _ := net.Listen("tcp", "127.0.0.1:0")
+	served := make(chan error, 2)
+	go func() { served <- p.Serve(l) }()
+	go func() { served <- p.ServeRoute("r", rl) }()
+	e := &env{t: t, p: p, addr: l.Addr().String()}
+
+	// A stream held open in an intercepted tunnel, one on the route, and an idle
+	// intercepted keep-alive connection.
+	c := e.interceptClient(true)
+	resp, err := c.Get("https://api.allowed.test:" + port(up.https) + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rresp, err := http.Get("http://" + rl.Addr().String() + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := e.interceptClient(false)
+	getEcho(t, idle, "https://api.allowed.test:"+port(up.https)+"/", nil)
+
+	done := make(chan struct{})
+	go func() { _ = p.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-served; !errors.Is(err, ErrClosed) {
+			t.Errorf("Serve/ServeRoute: %v", err)
+		}
+	}
+	for _, r := range []*http.Response{resp, rresp} {
+		_, err := io.ReadAll(r.Body)
+		if err == nil {
+			t.Error("a stream ended cleanly although the proxy closed in the middle")
+		}
+		r.Body.Close()
+	}
+	c.CloseIdleConnections()
+	idle.CloseIdleConnections()
+	up.releaseAll()
+}
