@@ -14,7 +14,7 @@ var builtinDenyWriteHome = []string{
 	".kshrc", ".cshrc", ".tcshrc", ".config/fish",
 	".inputrc", ".gitconfig", ".config/git", ".ssh",
 	".claude/commands", ".claude/agents", ".claude/settings.json", ".claude/settings.local.json",
-	".config/cordon",
+	".config/cordon", ".cache/cordon",
 }
 
 // builtinDenyWriteProject lists paths under the working directory, likewise.
