@@ -68,8 +68,11 @@ func newRoute(r Route) (*route, error) {
 	if strings.ContainsAny(r.PathToken, "/?#% ") {
 		return nil, fmt.Errorf("route %s: the path token must be one path segment", r.Name)
 	}
-	base := &url.URL{Scheme: u.Scheme, Host: dst.hostHeader(map[bool]uint16{true: 443, false: 80}[u.Scheme == "https"]),
-		Path: strings.TrimSuffix(u.Path, "/")}
+	def := uint16(443)
+	if u.Scheme == "http" {
+		def = 80
+	}
+	base := &url.URL{Scheme: u.Scheme, Host: dst.hostHeader(def), Path: strings.TrimSuffix(u.Path, "/")}
 	return &route{Route: r, base: base, dst: dst, rule: fmt.Sprintf("upstream %q", r.Name)}, nil
 }
 

@@ -38,11 +38,11 @@ func sseServer(t *testing.T, n int, pause time.Duration) (*httptest.Server, chan
 	sent := make(chan time.Time, n)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/base/v1/events" {
-			http.Error(w, "wrong path "+r.URL.Path, 404)
+			http.Error(w, "wrong path "+r.URL.Path, http.StatusNotFound)
 			return
 		}
 		if got := r.Header.Values("X-Api-Key"); len(got) != 1 || !strings.HasPrefix(got[0], "cordon-canary-") {
-			http.Error(w, fmt.Sprintf("key %q", got), 401)
+			http.Error(w, fmt.Sprintf("key %q", got), http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
