@@ -398,7 +398,14 @@ func (c *Credentials) ProxyConfig(cfg *netproxy.Config, pathTokens bool) {
 		cfg.Hooks = append(cfg.Hooks, pluginHook{pl})
 	}
 	cfg.Redactor = c.redactor
+	if testProxyHook != nil {
+		testProxyHook(cfg)
+	}
 }
+
+// testProxyHook, set by tests (see SetTestProxyHook in credentials_export_test.go), adjusts a
+// run's proxy configuration: a resolver for test names, the roots of a test upstream.
+var testProxyHook func(*netproxy.Config)
 
 // Routes returns the names of the upstream routes the run serves, in policy order: each
 // needs a listener (see netproxy.Proxy.ServeRoute).
