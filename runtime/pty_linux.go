@@ -1,0 +1,173 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// terminal relays between the user's terminal and a fresh pseudo-terminal whose other side
+// is the command's controlling terminal. The user's terminal is put in raw mode for the
+// run, so that every key (^C, ^Z, ^D) reaches the command's terminal and is interpreted
+// there, and it is restored on every way out of Run (restore is idempotent and also runs
+// when a relay goroutine panics).
+type terminal struct {
+	in, out  *os.File // the user's terminal
+	master   *os.File // non-blocking, through the runtime's poller
+	slave    *os.File // given to the helper as stdin, stdout (and stderr)
+	path     string   // the slave's /dev/pts path
+	saved    *term.State
+	restored sync.Once
+
+	outDone          chan struct{}
+	cancelR, cancelW *os.File
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return f != nil && term.IsTerminal(int(f.Fd())) }
+
+// openTerminal opens a pseudo-terminal with the user's terminal's modes and size.
+func openTerminal(in, out *os.File) (*terminal, error) {
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open pty: %w", err)
+	}
+	t := &terminal{in: in, out: out}
+	fail := func(err error) (*terminal, error) {
+		unix.Close(mfd)
+		if t.slave != nil {
+			t.slave.Close()
+		}
+		return nil, err
+	}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		return fail(fmt.Errorf("unlock pty: %w", err))
+	}
+	n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
+	if err != nil {
+		return fail(fmt.Errorf("pty number: %w", err))
+	}
+	t.path = "/dev/pts/" + strconv.Itoa(n)
+	sfd, err := unix.Open(t.path, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open %s: %w", t.path, err))
+	}
+	t.slave = os.NewFile(uintptr(sfd), t.path)
+	// The command's terminal starts with the user's modes (erase character, UTF-8 input)
+	// and size.
+	if tio, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err == nil {
+		_ = unix.IoctlSetTermios(sfd, unix.TCSETS, tio)
+	}
+	if err := unix.SetNonblock(mfd, true); err != nil {
+		return fail(fmt.Errorf("pty: %w", err))
+	}
+	t.master = os.NewFile(uintptr(mfd), "/dev/ptmx")
+	t.resize()
+	return t, nil
+}
+
+// start puts the user's terminal in raw mode and starts relaying.
+func (t *terminal) start() error {
+	saved, err := term.MakeRaw(int(t.in.Fd()))
+	if err != nil {
+		return fmt.Errorf("raw mode: %w", err)
+	}
+	t.saved = saved
+	t.cancelR, t.cancelW, err = os.Pipe()
+	if err != nil {
+		t.restore()
+		return err
+	}
+	t.outDone = make(chan struct{})
+	go t.copyOut()
+	go t.copyIn()
+	return nil
+}
+
+// copyOut copies the command's output until every process has closed the pty (read then
+// fails with EIO).
+func (t *terminal) copyOut() {
+	defer close(t.outDone)
+	defer t.recoverPanic()
+	_, _ = io.Copy(t.out, t.master)
+}
+
+// copyIn copies the user's keys to the pty. It polls the user's terminal together with a
+// cancel pipe rather than blocking in read, so that it stops when the run ends and does not
+// swallow the keys typed after.
+func (t *terminal) copyIn() {
+	defer t.recoverPanic()
+	buf := make([]byte, 32<<10)
+	fds := []unix.PollFd{{Fd: int32(t.in.Fd()), Events: unix.POLLIN}, {Fd: int32(t.cancelR.Fd()), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || fds[1].Revents != 0 {
+			return
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) == 0 {
+			continue
+		}
+		n, err := unix.Read(int(t.in.Fd()), buf)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			continue
+		}
+		if n <= 0 {
+			return
+		}
+		if _, err := t.master.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// resize gives the pty the user's terminal's size; the kernel then signals SIGWINCH to the
+// pty's foreground process group.
+func (t *terminal) resize() {
+	if ws, err := unix.IoctlGetWinsize(int(t.in.Fd()), unix.TIOCGWINSZ); err == nil {
+		_ = unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, ws)
+	}
+}
+
+// finish waits (briefly) for the command's last output, stops the relay and restores the
+// user's terminal.
+func (t *terminal) finish() {
+	if t.outDone != nil {
+		select {
+		case <-t.outDone:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if t.cancelW != nil {
+		t.cancelW.Close()
+	}
+	t.restore()
+	t.master.Close()
+}
+
+// restore puts the user's terminal back as it was. It is safe to call more than once and
+// from any goroutine.
+func (t *terminal) restore() {
+	t.restored.Do(func() {
+		if t.saved != nil {
+			_ = term.Restore(int(t.in.Fd()), t.saved)
+		}
+	})
+}
+
+// recoverPanic restores the terminal before a panic in a relay goroutine ends the process.
+func (t *terminal) recoverPanic() {
+	if r := recover(); r != nil {
+		t.restore()
+		panic(r)
+	}
+}

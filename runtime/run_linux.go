@@ -1,0 +1,649 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cordonsh/cordon/fsjail"
+	"github.com/cordonsh/cordon/netjail"
+	"github.com/cordonsh/cordon/netproxy"
+	"github.com/cordonsh/cordon/policy"
+	"github.com/cordonsh/cordon/runtime/internal/seccomp"
+)
+
+// helperSlack is the headroom the process limit leaves for the helper's own threads, which
+// count against RLIMIT_NPROC and the pids cgroup like the command's.
+const helperSlack = 16
+
+// refusedError says that namespaces were refused; Run may then fall back.
+type refusedError struct{ reason string }
+
+func (e *refusedError) Error() string { return e.reason }
+
+func run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("runtime: Config.Policy is nil")
+	}
+	if len(cfg.Args) == 0 || cfg.Args[0] == "" {
+		return nil, errors.New("runtime: no command")
+	}
+	if cfg.Dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+		cfg.Dir = wd
+	}
+	if abs, err := filepath.Abs(cfg.Dir); err == nil {
+		cfg.Dir = abs
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	if cfg.Stdin == nil {
+		cfg.Stdin = os.Stdin
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Diag == nil {
+		cfg.Diag = cfg.Stderr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	support := currentSupport()
+	pl := explain(cfg.Policy, support, true, "")
+	for {
+		if pl.Refused != "" {
+			return nil, fmt.Errorf("%w: %s", ErrNamespacesRefused, pl.Refused)
+		}
+		if len(pl.NotEnforced) > 0 && !cfg.Policy.Sandbox.BestEffort {
+			return nil, fmt.Errorf("%w on this machine (%s mode), and the policy does not set sandbox.best_effort:\n  - %s",
+				ErrUnenforceable, pl.Mode, strings.Join(pl.NotEnforced, "\n  - "))
+		}
+		r := &runner{cfg: cfg, pol: cfg.Policy, mode: pl.Mode, support: support, log: cfg.Logger}
+		res, err := r.run(ctx, pl)
+		var refused *refusedError
+		if errors.As(err, &refused) && pl.Mode == policy.ModeNamespace {
+			cfg.Logger.Debug("user namespaces refused", "reason", refused.reason)
+			pl = explain(cfg.Policy, support, false, refused.reason)
+			continue
+		}
+		return res, err
+	}
+}
+
+// runner is one attempt at a run in one mode.
+type runner struct {
+	cfg     Config
+	pol     *policy.Policy
+	mode    policy.Mode
+	support Support
+	log     *slog.Logger
+
+	tmpdir  string
+	plan    *fsjail.Plan
+	proxy   *netproxy.Proxy
+	ln      net.Listener
+	term    *terminal
+	cgroup  *pidsCgroup
+	cleanup []func()
+}
+
+func (r *runner) namespace() bool { return r.mode == policy.ModeNamespace }
+
+func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
+	defer func() {
+		for i := len(r.cleanup) - 1; i >= 0; i-- {
+			r.cleanup[i]()
+		}
+	}()
+	defer func() {
+		// The user's terminal comes back on every way out, a panic included.
+		if r.term != nil {
+			r.term.restore()
+		}
+	}()
+
+	if !r.namespace() {
+		// Without namespaces the command sees cordon's process. Landlock already keeps it
+		// from tracing cordon or reading its memory and environment (where secrets are); a
+		// non-dumpable process is out of reach even where Landlock is missing.
+		_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	}
+	// The helper is started first: its start (a Go runtime, the binary's initialization)
+	// is the longest step of a short run, and it overlaps with the planning below, which the
+	// helper waits for.
+	if isTerminal(r.cfg.Stdin) && isTerminal(r.cfg.Stdout) {
+		t, err := openTerminal(r.cfg.Stdin, r.cfg.Stdout)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+		}
+		r.term = t
+		r.cleanup = append(r.cleanup, func() { t.slave.Close(); t.master.Close() })
+	}
+	stdin, stdout, stderr := r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr
+	if r.term != nil {
+		// stdio: the pty's slave, or the caller's files as they are.
+		stdin, stdout = r.term.slave, r.term.slave
+		if isTerminal(stderr) {
+			stderr = r.term.slave
+		}
+	}
+	h, err := r.startHelper(stdin, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.prepare(); err != nil {
+		return nil, err
+	}
+	r.report(pl)
+
+	// The proxy and the command's environment.
+	pcfg := proxyConfig(r.pol, r.log)
+	if r.namespace() {
+		// The listener lives in the sandbox's network namespace, where nothing but the
+		// command can reach it: no token, which spares clients that mishandle proxy
+		// credentials.
+		pcfg.Token, pcfg.NoAuth = "", true
+	}
+	audit, err := OpenAuditLog(r.pol)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	if audit != nil {
+		pcfg.Audit = audit
+		r.cleanup = append(r.cleanup, func() { audit.Close() })
+	}
+	proxy, err := netproxy.New(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: proxy: %v", ErrSetup, err)
+	}
+	r.proxy = proxy
+	r.cleanup = append(r.cleanup, func() {
+		proxy.Close()
+		WriteBlockedSummary(r.cfg.Diag, proxy.Summary())
+	})
+	port := netjail.ProxyPort
+	if !r.namespace() {
+		// No namespace: the proxy listens on the host's loopback, where only the port
+		// that Landlock lets the command connect to, and the token, guard it.
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("%w: proxy listener: %v", ErrSetup, err)
+		}
+		r.ln = ln
+		port = ln.Addr().(*net.TCPAddr).Port
+		go proxy.Serve(ln)
+	}
+	proxyURL := proxy.URL("127.0.0.1:" + strconv.Itoa(port))
+	socksURL := "socks5h://" + strings.TrimPrefix(proxyURL, "http://")
+	env, removed := commandEnv(r.cfg.Env, r.pol.Process, proxyURL, socksURL, r.tmpdir, r.mode)
+	if len(removed) > 0 {
+		r.log.Debug("environment variables removed by the policy", "names", removed)
+	}
+
+	nproc, err := r.limitProcesses(h.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	ic := &initConfig{
+		NProc:     nproc,
+		Namespace: r.namespace(),
+		Args:      r.cfg.Args,
+		Env:       env,
+		Dir:       r.cfg.Dir,
+		ProxyPort: port,
+		Plan:      r.plan,
+		Scratch:   r.tmpdir,
+		Landlock:  r.support.Landlock > 0,
+		Seccomp:   r.support.Seccomp,
+		Filter: seccomp.Policy{
+			AllowUnixSockets: len(r.pol.Network.AllowUnixSockets) > 0,
+			TCPOnly:          !r.namespace(),
+			AllowNested:      r.pol.Sandbox.AllowNested,
+			DenyPtrace:       r.support.Landlock == 0,
+		},
+		Setctty: r.term != nil,
+	}
+	if r.cgroup != nil {
+		ic.CgroupLeave = r.cgroup.parentProcs()
+	}
+	ic.Net = r.netRules(port)
+	return r.serve(ctx, h, ic)
+}
+
+// prepare makes the private temp dir and the filesystem plan.
+func (r *runner) prepare() error {
+	tmp, err := os.MkdirTemp("", "cordon-")
+	if err != nil {
+		return fmt.Errorf("%w: private temp dir: %v", ErrSetup, err)
+	}
+	r.tmpdir = tmp
+	r.cleanup = append(r.cleanup, func() { _ = os.RemoveAll(tmp) })
+
+	fs := r.pol.Filesystem
+	grants := []fsjail.Grant{
+		{Path: "/dev", Access: fsjail.ListDirs},
+		{Path: "/dev/null", Access: fsjail.Read | fsjail.Write},
+		{Path: "/dev/zero", Access: fsjail.Read | fsjail.Write},
+		{Path: "/dev/full", Access: fsjail.Read | fsjail.Write},
+		{Path: "/dev/random", Access: fsjail.Read},
+		{Path: "/dev/urandom", Access: fsjail.Read},
+		{Path: "/dev/tty", Access: fsjail.Read | fsjail.Write | fsjail.Ioctl},
+		{Path: "/proc", Access: fsjail.Read},
+		{Path: tmp, Access: fsjail.Read | fsjail.Write},
+	}
+	if r.term != nil {
+		grants = append(grants, fsjail.Grant{Path: r.term.path, Access: fsjail.Read | fsjail.Write | fsjail.Ioctl})
+	}
+	if r.namespace() {
+		grants = append(grants, fsjail.Grant{Path: "/dev/shm", Access: fsjail.Read | fsjail.Write})
+	}
+	denyWrite := fs.DeniesWrite()
+	if fs.BuiltinDenyWrite != nil {
+		denyWrite = append(denyWrite, gitFileDenies(r.cfg.Dir)...)
+	}
+	plan, err := fsjail.Prepare(fsjail.Config{
+		Read:        fs.AllowRead,
+		Write:       fs.AllowWrite,
+		DenyRead:    fs.DenyRead,
+		DenyWrite:   denyWrite,
+		Grants:      grants,
+		UnixSockets: r.pol.Network.AllowUnixSockets,
+		Cwd:         r.cfg.Dir,
+		Mounts:      r.namespace(),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: filesystem rules: %v", ErrSetup, err)
+	}
+	r.plan = plan
+	r.cleanup = append(r.cleanup, func() {
+		for _, p := range plan.Cleanup() {
+			fmt.Fprintf(r.cfg.Diag, "cordon: placeholder %s is not empty; left in place\n", p)
+		}
+	})
+	return nil
+}
+
+// report tells the user what this run does not enforce.
+func (r *runner) report(pl Plan) {
+	if len(pl.NotEnforced) > 0 {
+		fmt.Fprintf(r.cfg.Diag, "cordon: best effort: not enforced on this machine:\n  - %s\n", strings.Join(pl.NotEnforced, "\n  - "))
+	}
+	if r.mode == policy.ModeFallback {
+		weaker := append(append(slices.Clone(pl.Weaker), r.plan.NotEnforced...), r.plan.Effects...)
+		fmt.Fprintf(r.cfg.Diag, "cordon: fallback mode (no user namespaces); weaker than the namespace mode:\n  - %s\n", strings.Join(weaker, "\n  - "))
+	}
+}
+
+// netRules are the Landlock network rules: in fallback mode, TCP connections go to the
+// proxy's port only; binding is refused unless the policy allows local servers.
+func (r *runner) netRules(proxyPort int) fsjail.NetRules {
+	var n fsjail.NetRules
+	abi := r.support.Landlock
+	if abi >= 4 {
+		n.RestrictBind = !r.pol.Network.AllowLocalBind
+		if !r.namespace() {
+			n.RestrictConnect = true
+			n.ConnectPorts = []uint16{uint16(proxyPort)}
+		}
+	}
+	if abi >= 6 {
+		n.Scope = true
+	}
+	return n
+}
+
+// limitProcesses arranges the process limit: a pids cgroup for real root, RLIMIT_NPROC for
+// everyone else.
+// It returns the RLIMIT_NPROC for the command, 0 for none.
+func (r *runner) limitProcesses(helper int) (uint64, error) {
+	max := r.pol.Process.MaxProcesses
+	if max <= 0 {
+		return 0, nil
+	}
+	if r.support.Root {
+		if r.support.ProcessLimit == "" {
+			return 0, nil // a gap the user accepted with best_effort
+		}
+		cg, err := newPidsCgroup(max + helperSlack)
+		if err != nil {
+			return 0, fmt.Errorf("%w: process limit: %v", ErrSetup, err)
+		}
+		r.cgroup = cg
+		r.cleanup = append(r.cleanup, cg.remove)
+		// The helper waits for its configuration: it has started nothing yet.
+		if err := cg.add(helper); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrSetup, err)
+		}
+		return 0, nil
+	}
+	n := max + helperSlack
+	if !r.namespace() {
+		// Without a user namespace of its own, RLIMIT_NPROC counts every task of the user
+		// on the machine: leave room for those that exist.
+		n += countUserTasks(os.Getuid())
+	}
+	return uint64(n), nil
+}
+
+// helper is the started init helper, waiting for its configuration.
+type helper struct {
+	cmd    *exec.Cmd
+	sock   int      // the supervisor's side of the status socket
+	cfgW   *os.File // the configuration pipe
+	waited chan error
+	sigc   chan os.Signal
+}
+
+// startHelper starts the init helper, in new namespaces in namespace mode. Until serve
+// takes over, any way out of the run kills and reaps it.
+func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
+	sv, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: status socket: %v", ErrSetup, err)
+	}
+	helperSock := os.NewFile(uintptr(sv[1]), "status")
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		unix.Close(sv[0])
+		helperSock.Close()
+		return nil, fmt.Errorf("%w: config pipe: %v", ErrSetup, err)
+	}
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if r.namespace() {
+		attr = netjail.SysProcAttr(os.Getuid(), os.Getgid())
+	}
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{initArg0},
+		// The helper allocates little and lives briefly: no garbage collector, one P.
+		Env:         []string{"GOGC=off", "GOMAXPROCS=1"},
+		Stdin:       stdin,
+		Stdout:      stdout,
+		Stderr:      stderr,
+		ExtraFiles:  []*os.File{helperSock, cfgR},
+		SysProcAttr: attr,
+	}
+	// Signals are caught before the helper exists and passed on to it: a ^C during setup
+	// reaches the command rather than ending cordon alone.
+	sigc := make(chan os.Signal, 32)
+	signal.Notify(sigc, forwarded...)
+	r.cleanup = append(r.cleanup, func() { signal.Stop(sigc) })
+
+	// The helper's parent-death signal is tied to the thread that starts it.
+	goruntime.LockOSThread()
+	err = cmd.Start()
+	goruntime.UnlockOSThread()
+	helperSock.Close()
+	cfgR.Close()
+	if err != nil {
+		unix.Close(sv[0])
+		cfgW.Close()
+		if r.namespace() && netjail.Refused(err) {
+			return nil, &refusedError{fmt.Sprintf("creating namespaces: %v", err)}
+		}
+		return nil, fmt.Errorf("%w: start the init helper: %v", ErrSetup, err)
+	}
+	h := &helper{cmd: cmd, sock: sv[0], cfgW: cfgW, waited: make(chan error, 1), sigc: sigc}
+	go func() { h.waited <- cmd.Wait() }()
+	r.cleanup = append(r.cleanup, func() {
+		unix.Close(h.sock)
+		if h.cfgW != nil {
+			// Never configured: it is waiting, and must not outlive the run.
+			h.cfgW.Close()
+			_ = cmd.Process.Kill()
+			<-h.waited
+		}
+	})
+	return h, nil
+}
+
+// serve hands the helper its configuration, serves the proxy, relays signals and the
+// terminal until the command is done, and returns its status.
+func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result, error) {
+	cmd, sock, waited, sigc := h.cmd, h.sock, h.waited, h.sigc
+	if r.term != nil {
+		r.term.slave.Close()
+	}
+	err := json.NewEncoder(h.cfgW).Encode(ic)
+	h.cfgW.Close()
+	h.cfgW = nil
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-waited
+		return nil, fmt.Errorf("%w: send configuration: %v", ErrSetup, err)
+	}
+
+	msgs := make(chan message, 8)
+	go readMessages(sock, msgs)
+
+	var (
+		started      bool
+		exit         *message
+		failure      *message
+		interrupted  bool
+		ctxDone      = ctx.Done()
+		waitErr      error
+		helperDone   bool
+		terminations int
+	)
+	// The loop ends with the helper's exit report: by then every process of the command is
+	// dead and reaped, and the helper only has to exit, which (unmounting its mount namespace
+	// among other things) takes longer than anything else in a short run. It is reaped in the
+	// background.
+	for exit == nil && (!helperDone || msgs != nil) {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				continue
+			}
+			switch m.Type {
+			case msgListener:
+				for i, fd := range m.fds {
+					if i > 0 || r.ln != nil {
+						unix.Close(fd)
+						continue
+					}
+					f := os.NewFile(uintptr(fd), "proxy")
+					ln, err := net.FileListener(f)
+					f.Close()
+					if err != nil {
+						failure = &message{Type: msgError, Step: stepListen, Err: err.Error()}
+						_ = cmd.Process.Kill()
+						continue
+					}
+					r.ln = ln
+					go r.proxy.Serve(ln)
+				}
+			case msgStarted:
+				started = true
+				if r.term != nil {
+					if err := r.term.start(); err != nil {
+						fmt.Fprintf(r.cfg.Diag, "cordon: terminal: %v\n", err)
+					}
+				}
+			case msgExit:
+				exit = &m
+			case msgError, msgExec:
+				failure = &m
+			}
+		case s := <-sigc:
+			if s == unix.SIGWINCH && r.term != nil {
+				r.term.resize()
+				continue
+			}
+			// Before the command has started the helper holds the signal and forwards it
+			// as soon as it has.
+			_ = cmd.Process.Signal(s)
+			if s != unix.SIGWINCH && s != unix.SIGUSR1 && s != unix.SIGUSR2 {
+				// A command that ignores being asked to stop would keep cordon (and the
+				// user's terminal, in raw mode) waiting: the third request ends the run.
+				if terminations++; terminations == 3 {
+					fmt.Fprintf(r.cfg.Diag, "cordon: %v received three times; killing the command\n", s)
+					_ = unix.Shutdown(sock, unix.SHUT_WR)
+				}
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			interrupted = true
+			// The helper kills the command and everything it started, and reports.
+			_ = unix.Shutdown(sock, unix.SHUT_WR)
+			if !started {
+				_ = cmd.Process.Kill()
+			}
+		case waitErr = <-waited:
+			helperDone = true
+		}
+	}
+	if !helperDone {
+		go func() { <-waited }()
+	}
+	if r.term != nil {
+		r.term.finish()
+	}
+
+	switch {
+	case failure != nil && failure.Type == msgExec:
+		err := fmt.Errorf("%s: %s", r.cfg.Args[0], strings.TrimPrefix(failure.Err, "look up "+r.cfg.Args[0]+": "))
+		if failure.Step == opLookup && (failure.Errno == int(unix.ENOENT) || failure.Errno == int(unix.ENOTDIR)) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, r.cfg.Args[0])
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNotExecutable, err)
+	case failure != nil:
+		if r.namespace() && refusedStep(failure) {
+			return nil, &refusedError{fmt.Sprintf("%s: %s", failure.Step, failure.Err)}
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrSetup, failure.Step, failure.Err)
+	case exit != nil:
+		res := &Result{ExitCode: exit.Code, Signal: exit.Signal, Mode: r.mode}
+		if r.pol.Sandbox.BestEffort {
+			res.NotEnforced = explain(r.pol, r.support, r.namespace(), "").NotEnforced
+		}
+		if ctx.Err() != nil {
+			// Killed because ctx ended: the status says how, the error says why.
+			return res, fmt.Errorf("command killed: %w", ctx.Err())
+		}
+		return res, nil
+	case interrupted && ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: %v", ErrSetup, ctx.Err())
+	case interrupted:
+		return nil, fmt.Errorf("%w: interrupted", ErrSetup)
+	}
+	return nil, fmt.Errorf("%w: the init helper ended without a report (%v)", ErrSetup, waitErr)
+}
+
+// refusedStep reports whether a setup failure means the machine refuses namespaces (an
+// AppArmor rule may let the namespaces be created and then refuse what they are for).
+func refusedStep(m *message) bool {
+	switch m.Step {
+	case stepLoopback, stepListen, stepMount:
+		return m.Errno == int(unix.EPERM) || m.Errno == int(unix.EACCES)
+	}
+	return false
+}
+
+// readMessages reads the helper's reports until the socket is closed.
+func readMessages(sock int, out chan<- message) {
+	defer close(out)
+	buf := make([]byte, maxMessage)
+	for {
+		n, fds, err := netjail.ReadMsg(sock, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			return
+		}
+		var m message
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			continue
+		}
+		m.fds = fds
+		out <- m
+	}
+}
+
+// gitFileDenies protects a git worktree's or submodule's ".git" file, which names the real
+// git directory (a changed one would point git at a directory with hooks of the command's
+// choosing), and the hooks and config of the directory it names.
+func gitFileDenies(dir string) []string {
+	gitFile := filepath.Join(dir, ".git")
+	fi, err := os.Lstat(gitFile)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	out := []string{gitFile}
+	b, err := os.ReadFile(gitFile)
+	if err != nil {
+		return out
+	}
+	gitdir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+	if !ok {
+		return out
+	}
+	gitdir = strings.TrimSpace(gitdir)
+	if !filepath.IsAbs(gitdir) {
+		gitdir = filepath.Join(dir, gitdir)
+	}
+	out = append(out, filepath.Join(gitdir, "config"), filepath.Join(gitdir, "hooks"))
+	if c, err := os.ReadFile(filepath.Join(gitdir, "commondir")); err == nil {
+		common := strings.TrimSpace(string(c))
+		if !filepath.IsAbs(common) {
+			common = filepath.Join(gitdir, common)
+		}
+		out = append(out, filepath.Join(common, "config"), filepath.Join(common, "hooks"))
+	}
+	return out
+}
+
+// countUserTasks counts the tasks (threads) of a user on the machine.
+func countUserTasks(uid int) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name(), &st) != nil || int(st.Uid) != uid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+				t, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += t
+			}
+		}
+	}
+	return n
+}
