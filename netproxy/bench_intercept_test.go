@@ -3,6 +3,7 @@ package netproxy
 import (
 	"crypto/tls"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -28,6 +29,7 @@ func BenchmarkInterceptLatency(b *testing.B) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{testCerts().cert}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that tests fail on purpose
 	srv.StartTLS()
 	defer srv.Close()
 	cfg := credConfig("0123456789abcdef0123456789abcdef")

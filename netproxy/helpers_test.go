@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -426,6 +427,7 @@ func startUpstreams(t testing.TB) *upstreams {
 	t.Cleanup(u.http.Close)
 	u.https = httptest.NewUnstartedServer(mux)
 	u.https.TLS = &tls.Config{Certificates: []tls.Certificate{testCerts().cert}}
+	u.https.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that tests fail on purpose
 	u.https.StartTLS()
 	t.Cleanup(u.https.Close)
 	if l, err := net.Listen("tcp6", "[::1]:0"); err == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -57,6 +58,7 @@ func sseServer(t *testing.T, n int, pause time.Duration) (*httptest.Server, chan
 		}
 	}))
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{testCerts().cert}}
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that tests fail on purpose
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s, sent

@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -94,6 +96,7 @@ func startCredUpstream(t *testing.T, wantAuth, wantKey string) *credUpstream {
 		fmt.Fprintf(w, "upstream %s%s auth=%s key=%s\n", r.Host, r.URL.Path, verdict(auth, wantAuth), verdict(key, wantKey))
 	}))
 	u.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	u.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that tests fail on purpose
 	u.srv.StartTLS()
 	t.Cleanup(u.srv.Close)
 	return u

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -78,6 +79,7 @@ func startTLSUpstream(t testing.TB) *tlsUpstream {
 		_ = json.NewEncoder(w).Encode(map[string]any{"header": r.Header, "path": r.URL.Path, "host": r.Host})
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that tests fail on purpose
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return &tlsUpstream{srv: srv, pool: pool}
