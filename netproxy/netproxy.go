@@ -148,6 +148,9 @@ type Proxy struct {
 	servers map[*http.Server]struct{}
 	blocked map[blockKey]*Blocked
 	wg      sync.WaitGroup // Serve loops and connection goroutines
+	// handlers counts the request handlers of the interception and route servers; Add
+	// only under mu while not closed (see handlerStart).
+	handlers sync.WaitGroup
 }
 
 // New validates cfg, fills in defaults and returns a Proxy that serves nothing until Serve.
@@ -371,6 +374,8 @@ func (p *Proxy) Close() error {
 		_ = srv.Close()
 	}
 	p.wg.Wait()
+	// Their connections are closed: handlers end as soon as their reads and writes fail.
+	p.handlers.Wait()
 	if p.transport != nil {
 		p.transport.CloseIdleConnections()
 	}

@@ -221,6 +221,11 @@ func relayHeaders(h http.Header) {
 // serveRelay forwards r to rl.dst: credentials and hooks first, then the ReverseProxy.
 // r.URL must already be the outgoing URL.
 func (p *Proxy) serveRelay(w http.ResponseWriter, r *http.Request, rl relay) {
+	if !p.handlerStart() {
+		writeText(w, http.StatusServiceUnavailable, nil, "cordon: the proxy is shutting down\n")
+		return
+	}
+	defer p.handlers.Done()
 	e := &event{Event: "request", Proto: rl.proto, Client: rl.client, Method: r.Method,
 		Host: rl.dst.host, Port: rl.dst.port, Rule: rl.rule, Route: rl.route}
 	start := time.Now()
@@ -266,6 +271,18 @@ func (p *Proxy) serveRelay(w http.ResponseWriter, r *http.Request, rl relay) {
 		p.audit.write(e)
 	}()
 	p.rproxy.ServeHTTP(sw, r.WithContext(ctx))
+}
+
+// handlerStart registers a request handler of the proxy's HTTP servers, so that Close can
+// wait for it; it reports false once the proxy is closed.
+func (p *Proxy) handlerStart() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.handlers.Add(1)
+	return true
 }
 
 // hookFailed answers a request that a hook refused (its status and reason) or failed (502).
