@@ -421,6 +421,15 @@ func (c *Credentials) Routes() []string {
 // them.
 func (c *Credentials) DenyRead() []string { return slices.Clone(c.denyRead) }
 
+// DenyWrite returns what the command must not change: the plugins' compilation cache, which
+// holds native code that cordon runs outside the sandbox.
+func (c *Credentials) DenyWrite() []string {
+	if c.host == nil || c.host.CacheDir() == "" {
+		return nil
+	}
+	return []string{c.host.CacheDir()}
+}
+
 // Redactor returns the redactor of the run's secrets, for every message cordon writes.
 func (c *Credentials) Redactor() *netproxy.Redactor { return c.redactor }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/cordonsh/cordon/netjail"
@@ -17,6 +18,7 @@ import (
 func runCredentials(ctx context.Context, cfg *Config) (*Credentials, error) {
 	c, err := ResolveCredentials(ctx, cfg.Policy, CredentialOptions{
 		Env: cfg.Env, Dir: cfg.Dir, Stdin: cfg.Stdin, Diag: cfg.Diag, Logger: cfg.Logger,
+		PluginCacheDir: pluginCacheDir(cfg.Env),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
@@ -25,6 +27,19 @@ func runCredentials(ctx context.Context, cfg *Config) (*Credentials, error) {
 	cfg.Diag = red.Writer(cfg.Diag)
 	cfg.Logger = slog.New(red.Handler(cfg.Logger.Handler()))
 	return c, nil
+}
+
+// pluginCacheDir is the plugins' compilation cache for the run's environment (whose HOME the
+// policy's built-in write-deny list protects): $XDG_CACHE_HOME/cordon/wasm or
+// $HOME/.cache/cordon/wasm, or "" for the plugins package's default.
+func pluginCacheDir(env []string) string {
+	if d, ok := lookupEnv(env, "XDG_CACHE_HOME"); ok && filepath.IsAbs(d) {
+		return filepath.Join(d, "cordon", "wasm")
+	}
+	if h, ok := lookupEnv(env, "HOME"); ok && filepath.IsAbs(h) {
+		return filepath.Join(h, ".cache", "cordon", "wasm")
+	}
+	return ""
 }
 
 // routeListener is an upstream route's listener inside the sandbox's network namespace.

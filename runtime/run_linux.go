@@ -278,7 +278,7 @@ func (r *runner) prepare() error {
 	if r.namespace() {
 		grants = append(grants, fsjail.Grant{Path: "/dev/shm", Access: fsjail.Read | fsjail.Write})
 	}
-	denyWrite := fs.DeniesWrite()
+	denyWrite := append(fs.DeniesWrite(), r.creds.DenyWrite()...)
 	if fs.BuiltinDenyWrite != nil {
 		denyWrite = append(denyWrite, gitFileDenies(r.cfg.Dir)...)
 	}
