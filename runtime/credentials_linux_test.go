@@ -264,3 +264,76 @@ func TestClaudePresetRoute(t *testing.T) {
 		t.Errorf("no note that the route is left out: %q", r.diag)
 	}
 }
+
+// TestPluginEndToEnd runs curl in the sandbox against a host bound to the bearer example
+// plugin: the upstream gets the token, the command never sees it, and the plugins'
+// compilation cache stays read-only to the command even where allow_write covers it.
+func TestPluginEndToEnd(t *testing.T) {
+	s := newSandbox(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		need(t, false, "curl is not installed")
+	}
+	src := "../plugins/examples/bearer"
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("the plugin's sources are not at %s (the test binary runs outside its package directory)", src)
+	}
+	wasm := filepath.Join(s.root, "bearer.wasm")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", wasm, ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	secret := testCanary()
+	up := startCredUpstream(t, "Bearer "+secret, "")
+	_, port, _ := net.SplitHostPort(up.srv.Listener.Addr().String())
+	defer cordonrt.SetTestProxyHook(func(c *netproxy.Config) {
+		c.Resolver = loopbackNames{}
+		c.UpstreamRoots = up.pool
+	})()
+	text := fmt.Sprintf(`version = 1
+presets = ["default"]
+[filesystem]
+allow_write = ["~/.cache"]
+builtin_deny_write = false # the cache is protected for plugins' sake, not by the built-in list
+[network]
+allow = ["api.test"]
+allow_private = ["127.0.0.0/8"]
+[sandbox]
+mode = %q
+[secrets]
+token = "env:PLUGIN_TOKEN"
+[[plugin]]
+name = "bearer"
+path = %q
+hosts = ["api.test"]
+secrets = ["token"]
+`, testMode(), wasm)
+	p, err := policy.Parse("plugin.toml", []byte(text), policy.Env{Home: s.home, Cwd: s.proj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(s.home, ".cache", "cordon", "wasm")
+	script := fmt.Sprintf(`
+echo "== api"; curl -sS --max-time 20 -H "Authorization: Bearer from-the-command" https://api.test:%s/api 2>&1
+echo "== cache"; touch %q/planted 2>&1 || echo "cache: read-only"
+echo "== env"; env
+echo "== end"
+`, port, cache)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.home, "LANG=C", "PLUGIN_TOKEN=" + secret}
+	r := s.runWith(p, env, nil, "sh", "-c", script)
+	if r.err != nil || r.code() != 0 {
+		t.Fatalf("run: %v (exit %d)\n%s\n%s\n%s", r.err, r.code(), r.stdout, r.stderr, r.diag)
+	}
+	for _, want := range []string{"upstream api.test:" + port + "/api auth=ok", "cache: read-only", "== end"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cache, "planted")); err == nil {
+		t.Error("the command wrote into the plugins' compilation cache")
+	}
+	if strings.Contains(r.stdout+r.stderr+r.diag, secret) {
+		t.Error("the token reached the command or cordon's messages")
+	}
+}
