@@ -337,3 +337,77 @@ echo "== end"
 		t.Error("the token reached the command or cordon's messages")
 	}
 }
+
+// TestInterceptionClients checks that the usual runtimes trust the run's CA through the
+// variables cordon sets, name constraints and all: Python (urllib: HTTPS_PROXY and
+// SSL_CERT_FILE) and Node.js (NODE_EXTRA_CA_CERTS, with a CONNECT of its own, since Node 20
+// does not read HTTPS_PROXY).
+func TestInterceptionClients(t *testing.T) {
+	s := newSandbox(t)
+	for _, tool := range []string{"python3", "node"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			need(t, false, tool+" is not installed")
+		}
+	}
+	secret := testCanary()
+	up := startCredUpstream(t, "Bearer "+secret, "")
+	_, port, _ := net.SplitHostPort(up.srv.Listener.Addr().String())
+	defer cordonrt.SetTestProxyHook(func(c *netproxy.Config) {
+		c.Resolver = loopbackNames{}
+		c.UpstreamRoots = up.pool
+	})()
+	text := fmt.Sprintf(`version = 1
+presets = ["default"]
+[network]
+allow = ["api.test"]
+allow_private = ["127.0.0.0/8"]
+[sandbox]
+mode = %q
+[secrets]
+api = "env:API_TOKEN"
+[[credential]]
+hosts = ["api.test"]
+header = "Authorization"
+value = "Bearer {secret}"
+secret = "api"
+`, testMode())
+	p, err := policy.Parse("clients.toml", []byte(text), policy.Env{Home: s.home, Cwd: s.proj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	python := fmt.Sprintf(`import urllib.request
+print(urllib.request.urlopen("https://api.test:%s/python", timeout=20).read().decode(), end="")`, port)
+	node := fmt.Sprintf(`const http = require("http"), tls = require("tls");
+const proxy = new URL(process.env.HTTPS_PROXY);
+const req = http.request({host: proxy.hostname, port: proxy.port, method: "CONNECT", path: "api.test:%[1]s",
+  headers: proxy.username ? {"Proxy-Authorization": "Basic " + Buffer.from(decodeURIComponent(proxy.username) + ":" + decodeURIComponent(proxy.password)).toString("base64")} : {}});
+req.on("connect", (res, socket) => {
+  if (res.statusCode !== 200) { console.log("CONNECT " + res.statusCode); process.exit(1); }
+  const s = tls.connect({socket, servername: "api.test"}, () => {
+    s.write("GET /node HTTP/1.1\r\nHost: api.test:%[1]s\r\nConnection: close\r\n\r\n");
+  });
+  let out = ""; s.on("data", d => out += d); s.on("end", () => console.log(out.split("\r\n\r\n")[1].trim()));
+  s.on("error", e => { console.log("TLS error: " + e.message); process.exit(1); });
+});
+req.on("error", e => { console.log("error: " + e.message); process.exit(1); });
+req.end();`, port)
+	if err := os.WriteFile(filepath.Join(s.proj, "client.py"), []byte(python), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.proj, "client.js"), []byte(node), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.home, "LANG=C", "API_TOKEN=" + secret}
+	r := s.runWith(p, env, nil, "sh", "-c", "python3 client.py 2>&1; node client.js 2>&1")
+	if r.err != nil {
+		t.Fatalf("run: %v\n%s\n%s", r.err, r.stdout, r.diag)
+	}
+	for _, want := range []string{"/python auth=ok", "/node auth=ok"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s\n%s", want, r.stdout, r.diag)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr+r.diag, secret) {
+		t.Error("the token reached the command or cordon's messages")
+	}
+}
