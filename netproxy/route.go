@@ -162,24 +162,17 @@ func (c *slotConn) Close() error {
 // serveRoute forwards one request of a route.
 func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
 	client := r.RemoteAddr
-	path := r.URL.Path
-	if rt.PathToken != "" {
-		rest, ok := strings.CutPrefix(path, "/")
-		tok, rest, _ := strings.Cut(rest, "/")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(rt.PathToken)) != 1 {
-			p.audit.write(&event{Event: "auth_failed", Proto: "route", Route: rt.Name, Client: client})
-			writeText(w, http.StatusForbidden, nil,
-				"cordon: this upstream route needs the URL it was given (its first path segment is a token)\n")
-			return
-		}
-		path = "/" + rest
-		if r.URL.RawPath != "" {
-			if _, raw, ok := strings.Cut(strings.TrimPrefix(r.URL.RawPath, "/"), "/"); ok {
-				r.URL.RawPath = "/" + raw
-			} else {
-				r.URL.RawPath = ""
-			}
-		}
+	out, err := rt.target(r.URL)
+	switch {
+	case errors.Is(err, errRouteToken):
+		p.audit.write(&event{Event: "auth_failed", Proto: "route", Route: rt.Name, Client: client})
+		writeText(w, http.StatusForbidden, nil,
+			"cordon: this upstream route needs the URL it was given (its first path segment is a token)\n")
+		return
+	case err != nil:
+		p.audit.write(&event{Event: "bad_request", Proto: "route", Route: rt.Name, Client: client, Status: http.StatusBadRequest, Error: err.Error()})
+		writeText(w, http.StatusBadRequest, nil, "cordon: "+err.Error()+"\n")
+		return
 	}
 	if r.Method == http.MethodConnect {
 		writeText(w, http.StatusMethodNotAllowed, nil, "cordon: an upstream route is not a proxy\n")
@@ -192,13 +185,48 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
 			fmt.Sprintf("cordon blocked %s %s\nreason: %s\nto allow it: %s\n", r.Method, rt.dst, v.reason, v.fix))
 		return
 	}
-	out := &url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: rt.base.Path + path, RawQuery: r.URL.RawQuery}
-	if r.URL.RawPath != "" {
-		out.RawPath = rt.base.EscapedPath() + r.URL.RawPath
-	}
 	r.URL = out
 	p.serveRelay(w, r, relay{proto: "route", client: client, dst: rt.dst, scheme: rt.base.Scheme, rule: rt.rule,
 		route: rt.Name, routeCred: rt.Credential})
+}
+
+var (
+	errRouteToken  = errors.New("the route's path token is missing")
+	errRouteTarget = errors.New("the request target has a space or a control character")
+)
+
+// target returns the upstream URL of a request for u on the route: the route's scheme and
+// host always, its base path joined with u's path, u's query. With a path token, u's path
+// must start with it (errRouteToken otherwise), and it is removed.
+func (rt *route) target(u *url.URL) (*url.URL, error) {
+	path, raw := u.Path, u.RawPath
+	if strings.ContainsFunc(raw+u.RawQuery, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+		return nil, errRouteTarget
+	}
+	if rt.PathToken != "" {
+		rest, slash := strings.CutPrefix(path, "/")
+		tok, rest, _ := strings.Cut(rest, "/")
+		if !slash || subtle.ConstantTimeCompare([]byte(tok), []byte(rt.PathToken)) != 1 {
+			return nil, errRouteToken
+		}
+		path = "/" + rest
+		if raw != "" {
+			if _, r, found := strings.Cut(strings.TrimPrefix(raw, "/"), "/"); found {
+				raw = "/" + r
+			} else {
+				raw = ""
+			}
+		}
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+		raw = ""
+	}
+	out := &url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: rt.base.Path + path, RawQuery: u.RawQuery}
+	if raw != "" {
+		out.RawPath = rt.base.EscapedPath() + raw
+	}
+	return out, nil
 }
 
 // decideDeny applies the deny list alone: an upstream route is itself the rule that allows
