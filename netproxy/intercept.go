@@ -298,6 +298,12 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("cordon blocked %s %s\nreason: %s\n", r.Method, dst, v.reason))
 		return
 	}
+	if badTarget(r.URL) {
+		e := &event{Event: "bad_request", Proto: "https", Client: info.client, Status: http.StatusBadRequest, Error: errRouteTarget.Error()}
+		p.audit.write(e)
+		writeText(w, http.StatusBadRequest, nil, "cordon: "+errRouteTarget.Error()+"\n")
+		return
+	}
 	r.URL = &url.URL{Scheme: "https", Host: dst.hostHeader(443), Path: r.URL.Path, RawPath: r.URL.RawPath,
 		RawQuery: r.URL.RawQuery}
 	if r.URL.Path == "" {

@@ -2,6 +2,7 @@ package netproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -18,6 +19,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/cordonsh/cordon/hostmatch"
 )
@@ -631,4 +635,90 @@ func TestHookConcurrency(t *testing.T) {
 		t.Errorf("%d hook calls", hook.calls.Load())
 	}
 	t.Logf("peak concurrent hook calls: %d", peak.Load())
+}
+
+// TestInterceptRefusesBadTargets sends HTTP/2 requests whose :path holds a space or a line
+// break: forwarded to an HTTP/1.1 upstream it would end the request line early and let the
+// client write a request of its own choosing upstream. (Go's HTTP/2 server refuses them
+// already; badTarget is a second line, tested on its own below.)
+func TestInterceptRefusesBadTargets(t *testing.T) {
+	leakCheck(t)
+	up := startUpstreams(t)
+	e := startProxy(t, credConfig(canary(t)))
+	authority := "api.allowed.test:" + port(up.https)
+	conn, err := e.tlsThrough(authority, "api.allowed.test", caPool(t, e.p), "h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if conn.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatal("no HTTP/2")
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	_ = fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", authority},
+		{":path", "/x?a HTTP/1.1\r\nX: y"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	hb.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", authority}, {":path", "/x?a b"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	dec := hpack.NewDecoder(4096, nil)
+	statuses := map[uint32]string{}
+	for len(statuses) < 2 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading frames: %v (statuses so far %v)", err, statuses)
+		}
+		switch f := f.(type) {
+		case *http2.HeadersFrame:
+			fields, _ := dec.DecodeFull(f.HeaderBlockFragment())
+			for _, hf := range fields {
+				if hf.Name == ":status" {
+					statuses[f.StreamID] = hf.Value
+				}
+			}
+		case *http2.RSTStreamFrame:
+			statuses[f.StreamID] = "reset"
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
+	}
+	for id, st := range statuses {
+		if st != "400" && st != "reset" {
+			t.Errorf("stream %d: %s, want the request refused", id, st)
+		}
+	}
+}
+
+func TestBadTarget(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		bad    bool
+	}{
+		{"/x?a=1", false}, {"/a%20b", false}, {"/x?a b", true},
+	} {
+		u, err := url.ParseRequestURI(tc.target)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.target, err)
+		}
+		if got := badTarget(u); got != tc.bad {
+			t.Errorf("badTarget(%q) = %v", tc.target, got)
+		}
+	}
+	for _, u := range []*url.URL{{Path: "/a\r\nb"}, {Path: "/", RawQuery: "a\tb"}, {Path: "/", RawQuery: "a\x7f"}} {
+		if !badTarget(u) {
+			t.Errorf("%#v passed", u)
+		}
+	}
 }

@@ -200,7 +200,7 @@ var (
 // must start with it (errRouteToken otherwise), and it is removed.
 func (rt *route) target(u *url.URL) (*url.URL, error) {
 	path, raw := u.Path, u.RawPath
-	if strings.ContainsFunc(raw+u.RawQuery, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+	if badTarget(u) {
 		return nil, errRouteTarget
 	}
 	if rt.PathToken != "" {
@@ -227,6 +227,13 @@ func (rt *route) target(u *url.URL) (*url.URL, error) {
 		out.RawPath = rt.base.EscapedPath() + raw
 	}
 	return out, nil
+}
+
+// badTarget reports whether a request target has bytes that the request line cannot carry:
+// forwarded, they would let a client write a request line of its own choosing upstream.
+func badTarget(u *url.URL) bool {
+	return strings.ContainsFunc(u.RawPath+u.RawQuery+u.Path, func(c rune) bool { return c < ' ' || c == 0x7f }) ||
+		strings.ContainsAny(u.RawPath+u.RawQuery, " ")
 }
 
 // decideDeny applies the deny list alone: an upstream route is itself the rule that allows
