@@ -21,7 +21,7 @@ func runCredentials(ctx context.Context, cfg *Config) (*Credentials, error) {
 		PluginCacheDir: pluginCacheDir(cfg.Env),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+		return nil, err // exit status 125; the message names the secret or the plugin
 	}
 	red := c.Redactor()
 	cfg.Diag = red.Writer(cfg.Diag)
