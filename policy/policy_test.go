@@ -155,7 +155,7 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(data)
-	for _, k := range knownKeys {
+	for _, k := range knownKeys() {
 		parts := strings.Split(k, ".")
 		last := parts[len(parts)-1]
 		if !strings.Contains(text, "\n"+last+" =") && !strings.Contains(text, "["+k+"]") {

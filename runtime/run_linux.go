@@ -373,6 +373,11 @@ type helper struct {
 	cfgW   *os.File // the configuration pipe
 	waited chan error
 	sigc   chan os.Signal
+	// readerDone is closed when readMessages has stopped reading sock; nil until it starts.
+	// sock may be closed only then: a reader still blocked on a closed descriptor number
+	// would go on to read whatever socket reuses that number next, another run's.
+	readerDone chan struct{}
+	readerStop chan struct{} // closed to make readMessages stop even if nobody reads msgs
 }
 
 // startHelper starts the init helper, in new namespaces in namespace mode. Until serve
@@ -427,6 +432,11 @@ func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
 	h := &helper{cmd: cmd, sock: sv[0], cfgW: cfgW, waited: make(chan error, 1), sigc: sigc}
 	go func() { h.waited <- cmd.Wait() }()
 	r.cleanup = append(r.cleanup, func() {
+		if h.readerDone != nil {
+			close(h.readerStop)
+			_ = unix.Shutdown(h.sock, unix.SHUT_RDWR)
+			<-h.readerDone
+		}
 		unix.Close(h.sock)
 		if h.cfgW != nil {
 			// Never configured: it is waiting, and must not outlive the run.
@@ -455,7 +465,11 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 	}
 
 	msgs := make(chan message, 8)
-	go readMessages(sock, msgs)
+	h.readerDone, h.readerStop = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(h.readerDone)
+		readMessages(sock, msgs, h.readerStop)
+	}()
 
 	var (
 		started      bool
@@ -591,7 +605,7 @@ func refusedStep(m *message) bool {
 }
 
 // readMessages reads the helper's reports until the socket is closed.
-func readMessages(sock int, out chan<- message) {
+func readMessages(sock int, out chan<- message, stop <-chan struct{}) {
 	defer close(out)
 	buf := make([]byte, maxMessage)
 	for {
@@ -610,7 +624,14 @@ func readMessages(sock int, out chan<- message) {
 			continue
 		}
 		m.fds = fds
-		out <- m
+		select {
+		case out <- m:
+		case <-stop:
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return
+		}
 	}
 }
 
