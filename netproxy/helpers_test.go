@@ -104,6 +104,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+func (s *syncBuffer) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func (s *syncBuffer) events(t testing.TB) []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()

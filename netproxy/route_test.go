@@ -202,7 +202,7 @@ func TestRouteForwarding(t *testing.T) {
 			t.Error("an error header holds the secret")
 		}
 	}
-	if strings.Contains(e.audit.b.String(), secret) {
+	if strings.Contains(e.audit.text(), secret) {
 		t.Error("the audit log holds the secret")
 	}
 	if _, err := New(Config{Token: "x", Routes: []Route{{Name: "a", URL: "ftp://x"}}}); !errors.Is(err, ErrConfig) {
@@ -235,7 +235,7 @@ func waitAuditN(t *testing.T, e *env, n int, match func(map[string]any) bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no matching audit event in:\n%s", e.audit.b.String())
+			t.Fatalf("no matching audit event in:\n%s", e.audit.text())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
