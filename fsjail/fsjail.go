@@ -117,9 +117,12 @@ type Plan struct {
 	// Grants and Holes become Landlock rules.
 	Grants []Grant `json:"grants,omitempty"`
 	Holes  []Hole  `json:"holes,omitempty"`
-	// Placeholders are the empty directories Prepare created for missing write-denied paths;
-	// Cleanup removes them.
+	// Placeholders are the empty files and directories Prepare created for missing
+	// write-denied paths; Cleanup removes them.
 	Placeholders []string `json:"placeholders,omitempty"`
+	// Watched are missing write-denied paths whose parent is missing too: no placeholder
+	// stands in for them, and [Plan.Created] tells which of them the run created.
+	Watched []string `json:"-"`
 	// NotEnforced names, for the user, the parts of the Config that this plan cannot enforce.
 	NotEnforced []string `json:"-"`
 	// Effects names side effects of the plan the user should know about, such as

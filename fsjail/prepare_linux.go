@@ -147,6 +147,14 @@ func Prepare(cfg Config) (*Plan, error) {
 			uncovered = append(uncovered, e)
 			continue
 		}
+		if first != e {
+			// The path's parent is missing too (.git/hooks without .git, say). A placeholder
+			// for the parent would stand in the way of legitimate work (git init, an agent's
+			// first .claude directory), so the path is watched instead: the supervisor warns
+			// after the run if it was created.
+			p.Watched = append(p.Watched, e)
+			continue
+		}
 		made, err := p.makePlaceholder(first)
 		if err != nil {
 			return nil, err
@@ -249,12 +257,39 @@ func nearestExisting(p string) (anc, first string) {
 	}
 }
 
-// makePlaceholder creates an empty, read-only directory at path, marked with this run's
+// placeholderIsFile reports whether a missing write-denied path is, by its name, a file
+// (.mcp.json, settings.json, .bashrc, .git/config) rather than a directory (.vscode,
+// .git/hooks): the placeholder takes the same type, so that other programs see what they
+// expect while the run lasts.
+func placeholderIsFile(path string) bool {
+	base := filepath.Base(path)
+	if strings.Contains(strings.TrimPrefix(base, "."), ".") {
+		return true
+	}
+	switch base {
+	case ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",
+		".zshenv", ".zprofile", ".zlogin", ".zlogout", ".kshrc", ".cshrc", ".tcshrc",
+		".inputrc", ".gitconfig", ".gitmodules", ".envrc", "config":
+		return true
+	}
+	return false
+}
+
+// makePlaceholder creates an empty, read-only file or directory at path, marked with this run's
 // owner, and reports whether the path now needs protecting. A path that cannot be created
 // (read-only filesystem, no permission) needs nothing: the command, running as the same
 // user with fewer rights, cannot create it either.
 func (p *Plan) makePlaceholder(path string) (bool, error) {
-	err := os.Mkdir(path, 0o555)
+	var err error
+	if placeholderIsFile(path) {
+		var f *os.File
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+		if err == nil {
+			f.Close()
+		}
+	} else {
+		err = os.Mkdir(path, 0o555)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, fs.ErrExist):
@@ -305,7 +340,13 @@ func placeholderOwners(path string) []int {
 	if owners == nil {
 		return nil
 	}
-	if entries, err := os.ReadDir(path); err != nil || len(entries) > 0 {
+	if fi, err := os.Lstat(path); err != nil {
+		return nil
+	} else if fi.Mode().IsRegular() {
+		if fi.Size() > 0 {
+			return nil
+		}
+	} else if entries, err := os.ReadDir(path); err != nil || len(entries) > 0 {
 		return nil
 	}
 	return owners
@@ -387,4 +428,16 @@ func displayList(paths []string, cwd string) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// Created returns the watched paths that exist now: write-denied paths the run created
+// because their parent did not exist when it started.
+func (p *Plan) Created() []string {
+	var out []string
+	for _, path := range p.Watched {
+		if _, err := os.Lstat(path); err == nil {
+			out = append(out, path)
+		}
+	}
+	return out
 }

@@ -28,7 +28,6 @@ func TestPrepareMounts(t *testing.T) {
 	defer p.Cleanup()
 	want := []Mount{
 		{filepath.Join(home, ".ssh"), MaskDir},
-		{filepath.Join(proj, ".claude"), ReadOnly},
 		{filepath.Join(proj, ".env"), MaskFile},
 		{filepath.Join(proj, ".git"), Pin},
 		{filepath.Join(proj, ".mcp.json"), ReadOnly},
@@ -39,14 +38,23 @@ func TestPrepareMounts(t *testing.T) {
 		t.Errorf("mounts:\n got  %v\n want %v", p.Mounts, want)
 	}
 	// home is not writable: proj itself needs no pin, .git does.
-	// Placeholders stand in for the missing paths in the writable tree only, and go away.
-	if want := []string{filepath.Join(proj, ".mcp.json"), filepath.Join(proj, ".claude")}; !slices.Equal(p.Placeholders, want) {
+	// Placeholders stand in for the missing paths in the writable tree only, with the type
+	// their name suggests, and go away. A path whose parent is missing too (.claude/commands)
+	// gets no placeholder (it would block creating .claude at all) but is watched.
+	if want := []string{filepath.Join(proj, ".mcp.json")}; !slices.Equal(p.Placeholders, want) {
 		t.Errorf("placeholders %v, want %v", p.Placeholders, want)
 	}
-	for _, ph := range p.Placeholders {
-		if fi, err := os.Stat(ph); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o555 {
-			t.Errorf("placeholder %s: %v %v", ph, fi, err)
-		}
+	if fi, err := os.Stat(filepath.Join(proj, ".mcp.json")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o444 || fi.Size() != 0 {
+		t.Errorf("placeholder .mcp.json: %v %v", fi, err)
+	}
+	if want := []string{filepath.Join(proj, ".claude/commands")}; !slices.Equal(p.Watched, want) {
+		t.Errorf("watched %v, want %v", p.Watched, want)
+	}
+	if err := os.MkdirAll(filepath.Join(proj, ".claude/commands"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Created(); !slices.Equal(got, p.Watched) {
+		t.Errorf("Created() = %v after creating it", got)
 	}
 	if _, err := os.Lstat(filepath.Join(root, "ro/.zshrc")); err == nil {
 		t.Errorf("a placeholder was made outside the writable tree")
@@ -60,10 +68,8 @@ func TestPrepareMounts(t *testing.T) {
 	if left := p.Cleanup(); len(left) > 0 {
 		t.Errorf("left %v", left)
 	}
-	for _, ph := range []string{".mcp.json", ".claude"} {
-		if _, err := os.Lstat(filepath.Join(proj, ph)); err == nil {
-			t.Errorf("%s left after Cleanup", ph)
-		}
+	if _, err := os.Lstat(filepath.Join(proj, ".mcp.json")); err == nil {
+		t.Errorf(".mcp.json left after Cleanup")
 	}
 }
 

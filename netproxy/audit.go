@@ -11,8 +11,8 @@ import (
 // event is one line of the audit log. docs/proxy.md documents every field; keep them in step.
 type event struct {
 	Time      string `json:"time"`             // RFC 3339, UTC, milliseconds
-	Event     string `json:"event"`            // "decision", "close", "auth_failed", "bad_request"
-	Proto     string `json:"proto"`            // "http", "connect", "socks5"
+	Event     string `json:"event"`            // "decision", "close", "request", "auth_failed", "bad_request", "intercept_failed"
+	Proto     string `json:"proto"`            // "http", "connect", "socks5", "https" (intercepted), "route"
 	Client    string `json:"client,omitempty"` // the client's address
 	Method    string `json:"method,omitempty"` // HTTP method, for proto "http"
 	Host      string `json:"host,omitempty"`   // canonical host name or IP address
@@ -27,6 +27,16 @@ type event struct {
 	BytesDown int64  `json:"bytes_down"`
 	Duration  int64  `json:"duration_ms"`
 	Error     string `json:"error,omitempty"`
+	// Intercepted marks a CONNECT tunnel whose TLS the proxy terminated.
+	Intercepted bool `json:"intercepted,omitempty"`
+	// Route is the upstream route a request came in on, for proto "route".
+	Route string `json:"route,omitempty"`
+	// Credentials, Withheld and Plugins name the credential rules applied to a request,
+	// those that matched but were not applied (plain HTTP), and the plugins called. Names
+	// only, never values.
+	Credentials []string `json:"credentials,omitempty"`
+	Withheld    []string `json:"withheld,omitempty"`
+	Plugins     []string `json:"plugins,omitempty"`
 }
 
 // auditor writes events as JSON lines, one Write per line, in the order they happen.

@@ -3,7 +3,10 @@ package netproxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +107,44 @@ func TestCurl(t *testing.T) {
 			t.Errorf("socks5h with a wrong token: exit 0, %q", errOut)
 		}
 	})
+}
+
+func TestCurlIntercepted(t *testing.T) {
+	leakCheck(t)
+	secret := canary(t)
+	up := startUpstreams(t)
+	e := startProxy(t, credConfig(secret))
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, e.p.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := "https://api.allowed.test:" + port(up.https) + "/curl"
+	for _, proto := range []string{"--http1.1", "--http2"} {
+		t.Run(proto, func(t *testing.T) {
+			out, errOut, code := curl(t, "-x", e.p.URL(e.addr), "--cacert", ca, proto, "-w", "|%{http_version}",
+				"-H", "Authorization: Bearer from-the-command", u)
+			if code != 0 {
+				t.Fatalf("curl exit %d: %s", code, errOut)
+			}
+			i := strings.LastIndex(out, "|")
+			if i < 0 {
+				t.Fatalf("curl output %q", out)
+			}
+			body, version := out[:i], out[i+1:]
+			var info echoInfo
+			if err := json.Unmarshal([]byte(body), &info); err != nil {
+				t.Fatalf("%q: %v", out, err)
+			}
+			if got := info.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+secret {
+				t.Errorf("upstream saw Authorization %q", got)
+			}
+			if want := map[string]string{"--http1.1": "1.1", "--http2": "2"}[proto]; version != want {
+				t.Errorf("curl spoke HTTP/%s to the proxy, want %s", version, want)
+			}
+		})
+	}
+	// curl trusting only the upstream's root refuses cordon's certificate.
+	if _, _, code := curl(t, "-x", e.p.URL(e.addr), "--cacert", testCerts().pemFile, u); code != 60 {
+		t.Errorf("curl without cordon's CA: exit %d, want 60 (certificate problem)", code)
+	}
 }

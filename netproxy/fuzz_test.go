@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -179,6 +180,47 @@ func FuzzParseAuthority(f *testing.F) {
 		again, err := parseAuthority(d.String(), 0)
 		if err != nil || again != d {
 			t.Fatalf("%q -> %v -> %v, %v", s, d, again, err)
+		}
+	})
+}
+
+// FuzzRouteTarget: whatever request target a client sends to an upstream route, the request
+// goes to the route's scheme and host, under its base path, and only with the path token.
+func FuzzRouteTarget(f *testing.F) {
+	for _, s := range []string{"/v1/x", "/tok/v1/x?q=1", "//evil.test/x", "/tok", "*", "http://evil.test/x", "/a%2Fb", "/tok/../../x", "/%74ok/x", ""} {
+		f.Add(s)
+	}
+	rt, err := newRoute(Route{Name: "r", URL: "https://api.test:8443/base", PathToken: "tok"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	open, _ := newRoute(Route{Name: "o", URL: "https://api.test/"})
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return
+		}
+		for _, r := range []*route{rt, open} {
+			out, err := r.target(u)
+			if errors.Is(err, errRouteTarget) {
+				continue
+			}
+			if err != nil {
+				if r.PathToken == "" {
+					t.Fatalf("%q refused without a token: %v", target, err)
+				}
+				continue
+			}
+			if r.PathToken != "" && !strings.HasPrefix(u.Path, "/"+r.PathToken) {
+				t.Fatalf("%q passed without the token", target)
+			}
+			// The transport dials out.Host and writes out.RequestURI() as the request target.
+			if out.Scheme != "https" || out.Host != r.base.Host || out.User != nil || out.Opaque != "" {
+				t.Fatalf("%q: went to %#v", target, out)
+			}
+			if ru := out.RequestURI(); !strings.HasPrefix(ru, r.base.EscapedPath()+"/") || strings.ContainsAny(ru, " \r\n\x00") {
+				t.Fatalf("%q: request target %q", target, ru)
+			}
 		}
 	})
 }

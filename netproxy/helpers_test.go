@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -101,6 +102,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+func (s *syncBuffer) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func (s *syncBuffer) events(t testing.TB) []map[string]any {
@@ -426,6 +433,7 @@ func startUpstreams(t testing.TB) *upstreams {
 	t.Cleanup(u.http.Close)
 	u.https = httptest.NewUnstartedServer(mux)
 	u.https.TLS = &tls.Config{Certificates: []tls.Certificate{testCerts().cert}}
+	u.https.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that tests fail on purpose
 	u.https.StartTLS()
 	t.Cleanup(u.https.Close)
 	if l, err := net.Listen("tcp6", "[::1]:0"); err == nil {

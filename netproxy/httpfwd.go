@@ -27,6 +27,21 @@ type upstream struct {
 	reqs  int
 }
 
+// hookFailed answers a plain-HTTP request that a hook refused or failed.
+func (s *session) hookFailed(req *request, e *event, f *hookFailure) bool {
+	msg := s.p.hookMessage(f)
+	if f.deny != nil {
+		e.Status = f.status
+		s.p.refuse(e, req.dst, verdict{rule: fmt.Sprintf("plugin %q", f.hook), reason: msg})
+		return s.reply(req, f.status, http.Header{"X-Cordon-Block": {msg}},
+			fmt.Sprintf("cordon blocked %s %s\nreason: %s\n", req.Method, req.dst, msg))
+	}
+	e.Event, e.Decision, e.Host, e.Port, e.Status, e.Error = "decision", "allow", req.dst.host, req.dst.port, f.status, msg
+	s.p.audit.write(e)
+	s.p.cfg.Logger.Warn("netproxy: plugin failure", "plugin", f.hook, "dest", req.dst.String(), "err", msg)
+	return s.reply(req, f.status, http.Header{"X-Cordon-Error": {msg}}, "cordon: "+msg+"\n")
+}
+
 // hopHeaders are the hop-by-hop headers (RFC 9110, section 7.6.1) and the proxy's own:
 // never forwarded either way. Proxy-Authorization in particular never leaves the proxy.
 var hopHeaders = []string{
@@ -67,6 +82,21 @@ func (s *session) forward(req *request) bool {
 	removeHopHeaders(req.Header)
 	if req.Body != http.NoBody {
 		req.upgrade = "" // a protocol switch with a body in flight is not worth the ambiguity
+	}
+	// Credentials and hooks, on the request as it will be sent (only the framing and the
+	// upgrade headers are added when it is written).
+	var tch touched
+	orig := req.Body
+	f := s.p.applyCredentials(s.p.ctx, req.Request, req.dst, false, nil, &tch)
+	if req.Body != orig {
+		// A hook that hashed the body replaced the reader; the client connection's state
+		// is still the original reader's.
+		req.Body = &hookedBody{ReadCloser: req.Body, orig: orig}
+	}
+	tch.fill(e)
+	if f != nil {
+		e.Rule = v.rule
+		return s.hookFailed(req, e, f)
 	}
 	for attempt := 0; ; attempt++ {
 		up := s.up

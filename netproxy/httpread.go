@@ -459,8 +459,18 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error { return nil }
 
+// hookedBody is a request body that a hook replaced (to hash it); orig is the reader of
+// the client connection underneath.
+type hookedBody struct {
+	io.ReadCloser
+	orig io.ReadCloser
+}
+
 // complete reports whether a request's body has been read to its end (or it had none).
 func complete(rc io.ReadCloser) bool {
+	if h, ok := rc.(*hookedBody); ok {
+		rc = h.orig
+	}
 	b, ok := rc.(*body)
 	return !ok || b.done
 }

@@ -24,11 +24,15 @@ package netproxy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"sort"
 	"sync"
@@ -101,6 +105,23 @@ type Config struct {
 	Audit io.Writer
 	// Logger receives debug logs. Defaults to a logger that discards.
 	Logger *slog.Logger
+
+	// Credentials are the headers the proxy sets on requests to their hosts (see
+	// Credential). CONNECT tunnels to their hosts are intercepted. Defaults to none.
+	Credentials []Credential
+	// Hooks see requests to their hosts after the credentials, and may change or refuse
+	// them (see RequestHook). CONNECT tunnels to their hosts are intercepted. Defaults to
+	// none.
+	Hooks []RequestHook
+	// Routes are the upstream routes, served by ServeRoute. Defaults to none.
+	Routes []Route
+	// UpstreamRoots verifies the certificates of the upstreams of intercepted requests and
+	// of https routes. Defaults to nil: the system's roots.
+	UpstreamRoots *x509.CertPool
+	// Redactor removes secrets from everything the proxy writes: error responses, the audit
+	// log, logs. The credentials' values are always redacted; this adds others (a plugin's
+	// secrets). Defaults to nil.
+	Redactor *Redactor
 }
 
 // Proxy serves connections on any number of listeners until closed. Its methods are safe
@@ -113,12 +134,23 @@ type Proxy struct {
 	audit  *auditor
 	local  func() []netip.Addr // the host's own addresses; replaced in tests
 
+	redact    *Redactor
+	hooks     []hook
+	icpt      *interceptor // nil: nothing is intercepted
+	routes    map[string]*route
+	transport *http.Transport // for intercepted and routed requests
+	rproxy    *httputil.ReverseProxy
+
 	mu      sync.Mutex
 	closed  bool
 	lns     map[net.Listener]struct{}
 	conns   map[io.Closer]struct{}
+	servers map[*http.Server]struct{}
 	blocked map[blockKey]*Blocked
 	wg      sync.WaitGroup // Serve loops and connection goroutines
+	// handlers counts the request handlers of the interception and route servers; Add
+	// only under mu while not closed (see handlerStart).
+	handlers sync.WaitGroup
 }
 
 // New validates cfg, fills in defaults and returns a Proxy that serves nothing until Serve.
@@ -157,8 +189,37 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Dialer == nil {
 		cfg.Dialer = &net.Dialer{KeepAlive: 30 * time.Second}
 	}
+	// Every secret the proxy holds is redacted from what it writes, logs included.
+	secrets := map[string][]byte{}
+	for i := range cfg.Credentials {
+		c := &cfg.Credentials[i]
+		if err := checkCredential(c, true); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		secrets[c.Name] = []byte(c.Value)
+	}
+	for _, r := range cfg.Routes {
+		if r.Credential != nil {
+			secrets[r.Credential.Name] = []byte(r.Credential.Value)
+		}
+	}
+	redact := NewRedactor(secrets).merge(cfg.Redactor)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		cfg.Logger = slog.New(redact.Handler(cfg.Logger.Handler()))
+	}
+	hooks := make([]hook, len(cfg.Hooks))
+	for i, h := range cfg.Hooks {
+		hooks[i] = hook{RequestHook: h, name: h.Name(), hosts: h.Hosts()}
+		if hooks[i].name == "" || len(hooks[i].hosts) == 0 {
+			return nil, fmt.Errorf("%w: a hook needs a name and hosts", ErrConfig)
+		}
+		for _, p := range hooks[i].hosts {
+			if err := p.CheckAllow(); err != nil {
+				return nil, fmt.Errorf("%w: hook %s: %v", ErrConfig, hooks[i].name, err)
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
@@ -166,13 +227,63 @@ func New(cfg Config) (*Proxy, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		sem:     make(chan struct{}, cfg.MaxConns),
-		audit:   &auditor{w: cfg.Audit, log: cfg.Logger},
+		audit:   &auditor{w: redact.Writer(cfg.Audit), log: cfg.Logger},
+		redact:  redact,
+		hooks:   hooks,
+		routes:  map[string]*route{},
 		lns:     map[net.Listener]struct{}{},
 		conns:   map[io.Closer]struct{}{},
+		servers: map[*http.Server]struct{}{},
 		blocked: map[blockKey]*Blocked{},
+	}
+	if cfg.Audit == nil {
+		p.audit.w = nil
+	}
+	for _, r := range cfg.Routes {
+		rt, err := newRoute(r)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if p.routes[r.Name] != nil {
+			cancel()
+			return nil, fmt.Errorf("%w: route %q is defined twice", ErrConfig, r.Name)
+		}
+		p.routes[r.Name] = rt
+	}
+	var hosts []hostmatch.Pattern
+	for _, c := range cfg.Credentials {
+		hosts = append(hosts, c.Hosts...)
+	}
+	for _, h := range hooks {
+		hosts = append(hosts, h.hosts...)
+	}
+	if len(hosts) > 0 {
+		ic, err := p.newInterceptor(hosts)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("netproxy: %w", err)
+		}
+		p.icpt = ic
+		p.servers[ic.srv] = struct{}{}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			_ = ic.srv.Serve(ic.ln)
+		}()
+	}
+	if len(hosts) > 0 || len(p.routes) > 0 {
+		p.transport = p.newTransport()
+		p.rproxy = p.newReverseProxy()
 	}
 	p.local = newLocalAddrs(cfg.Logger).get
 	return p, nil
+}
+
+// stdLogger is a standard logger for net/http's servers: their lines become redacted debug
+// logs.
+func (p *Proxy) stdLogger() *log.Logger {
+	return log.New(slogWriter{p.cfg.Logger}, "netproxy: ", 0)
 }
 
 // Serve accepts connections on l until l or the Proxy is closed, serving each in its own
@@ -253,8 +364,21 @@ func (p *Proxy) Close() error {
 	for c := range p.conns {
 		_ = c.Close()
 	}
+	servers := p.servers
+	p.servers = map[*http.Server]struct{}{}
 	p.mu.Unlock()
+	if p.icpt != nil {
+		_ = p.icpt.ln.Close()
+	}
+	for srv := range servers {
+		_ = srv.Close()
+	}
 	p.wg.Wait()
+	// Their connections are closed: handlers end as soon as their reads and writes fail.
+	p.handlers.Wait()
+	if p.transport != nil {
+		p.transport.CloseIdleConnections()
+	}
 	return nil
 }
 

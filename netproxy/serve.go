@@ -181,10 +181,11 @@ func (s *session) reply(req *request, status int, h http.Header, body string) bo
 			keep = complete(req.Body) && n < 256<<10
 		}
 	}
+	body = s.p.redact.String(body)
 	fmt.Fprintf(s.bw, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
 	for k, vs := range h {
 		for _, v := range vs {
-			fmt.Fprintf(s.bw, "%s: %s\r\n", k, v)
+			fmt.Fprintf(s.bw, "%s: %s\r\n", k, s.p.redact.String(v))
 		}
 	}
 	fmt.Fprintf(s.bw, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n", len(body))
@@ -240,10 +241,20 @@ func (s *session) connect(req *request) {
 		s.refuseMismatch(req, e)
 		return
 	}
-	up, v, err := s.p.open(s.p.ctx, e, req.dst)
+	v := s.p.decide(req.dst)
+	if !v.allow {
+		s.p.refuse(e, req.dst, v)
+		s.block(req, req.dst, &v)
+		return
+	}
+	if s.p.icpt != nil && s.p.icpt.covers(req.dst) {
+		s.intercept(req, e, v)
+		return
+	}
+	up, refusal, err := s.p.openAllowed(s.p.ctx, e, req.dst, v)
 	switch {
-	case v != nil:
-		s.block(req, req.dst, v)
+	case refusal != nil:
+		s.block(req, req.dst, refusal)
 		return
 	case errors.Is(err, ErrClosed):
 		return
@@ -252,9 +263,6 @@ func (s *session) connect(req *request) {
 		return
 	}
 	defer s.p.untrack(up)
-	// The hook for TLS interception of selected hosts (credential injection) goes here: it
-	// would answer 200, wrap s.conn in a TLS server and serve the decrypted requests with a
-	// session whose origin is req.dst, instead of the opaque tunnel below.
 	if _, err := io.WriteString(s.conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}

@@ -22,12 +22,13 @@ var builtinDenyWriteProject = []string{
 	".git/hooks", ".git/config", ".gitmodules",
 	".mcp.json", ".vscode", ".idea",
 	".claude/commands", ".claude/agents", ".claude/settings.json", ".claude/settings.local.json",
-	".envrc", "cordon.toml",
+	".envrc",
 }
 
 // BuiltinDenyWrite returns the built-in write-deny list for a home directory and a working
 // directory: shell rc and profile files, git hooks and config, editor and agent config, and
-// cordon's own policy files. The policy file in use is added by [Load].
+// cordon's own configuration. The policy file in use is added by [Load]; a project's
+// cordon.toml needs the user's trust in its exact content anyway (see the CLI's trust).
 func BuiltinDenyWrite(home, cwd string) []string {
 	var out []string
 	if home != "" {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,7 +144,7 @@ func parseSecretRef(s string) (SecretKind, string, error) {
 	}
 	switch SecretKind(kind) {
 	case SecretEnv:
-		if !envNameRE.MatchString(ref) {
+		if !validEnvName(ref) {
 			return "", "", fmt.Errorf("%q: %q is not an environment variable name", s, ref)
 		}
 	case SecretFile, SecretCmd:
@@ -221,11 +220,48 @@ func (b *byteSize) UnmarshalTOML(v any) error {
 	return errors.New(`a size is a number of bytes or a string such as "32MiB"`)
 }
 
-var (
-	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-)
+// The name checks are written out rather than compiled from regular expressions: package
+// initialization is paid by every cordon start, twice per run.
+
+// validEnvName reports whether s matches [A-Za-z_][A-Za-z0-9_]*.
+func validEnvName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validName reports whether s matches [A-Za-z0-9][A-Za-z0-9_.-]{0,63}.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '_' || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c == '_' || c == '.' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+.^_`|~-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // Headers a credential may not set: the proxy owns them.
 var reservedHeaders = []string{
@@ -240,7 +276,7 @@ var reservedEnv = []string{
 }
 
 func checkHeader(h string) error {
-	if !headerNameRE.MatchString(h) {
+	if !validHeaderName(h) {
 		return fmt.Errorf("%q is not a header name", h)
 	}
 	if slices.Contains(reservedHeaders, strings.ToLower(h)) {
@@ -312,16 +348,10 @@ func checkUpstreamURL(raw string, plain bool) (string, error) {
 	return u.String(), nil
 }
 
-func parseSize(s string) (uint64, error) {
-	var b byteSize
-	err := b.UnmarshalTOML(s)
-	return uint64(b), err
-}
-
 // resolveCredentials validates one layer's credential tables and expands plugin paths.
 func resolveCredentials(f *fileV1, env Env, fail func(key, msg string, err error) error) error {
 	for name, spec := range f.Secrets {
-		if !nameRE.MatchString(name) {
+		if !validName(name) {
 			return fail("secrets."+name, fmt.Sprintf("%q is not a secret name (letters, digits, \"_\", \".\", \"-\")", name), nil)
 		}
 		if kind, ref, _ := parseSecretRef(spec.from); kind == SecretFile {
@@ -355,7 +385,7 @@ func resolveCredentials(f *fileV1, env Env, fail func(key, msg string, err error
 	for i := range f.Upstreams {
 		u := &f.Upstreams[i]
 		key := fmt.Sprintf("upstream[%d].", i)
-		if !nameRE.MatchString(u.Name) {
+		if !validName(u.Name) {
 			return fail(key+"name", fmt.Sprintf("%q is not a name (letters, digits, \"_\", \".\", \"-\")", u.Name), nil)
 		}
 		if names[u.Name] {
@@ -396,7 +426,7 @@ func resolveCredentials(f *fileV1, env Env, fail func(key, msg string, err error
 	for i := range f.Plugins {
 		pl := &f.Plugins[i]
 		key := fmt.Sprintf("plugin[%d].", i)
-		if !nameRE.MatchString(pl.Name) {
+		if !validName(pl.Name) {
 			return fail(key+"name", fmt.Sprintf("%q is not a name (letters, digits, \"_\", \".\", \"-\")", pl.Name), nil)
 		}
 		if names[pl.Name] {
@@ -425,7 +455,7 @@ func resolveCredentials(f *fileV1, env Env, fail func(key, msg string, err error
 }
 
 func checkEnvName(name string) error {
-	if !envNameRE.MatchString(name) {
+	if !validEnvName(name) {
 		return fmt.Errorf("%q is not an environment variable name", name)
 	}
 	if slices.Contains(reservedEnv, name) {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -161,9 +162,13 @@ func decodeTOML(name string, data []byte) (*fileV1, toml.MetaData, error) {
 	return &f, md, nil
 }
 
-var typeRE = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
-
-var lastKeyRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+// Compiled on first use, not at package initialization (every cordon start pays for that).
+var (
+	typeRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+	})
+	lastKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`) })
+)
 
 // tomlError turns an error from the TOML decoder into an *Error with the line and key.
 func tomlError(name string, err error) error {
@@ -175,10 +180,10 @@ func tomlError(name string, err error) error {
 		}
 		return &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: msg, Err: err}
 	}
-	if m := lastKeyRE.FindStringSubmatch(err.Error()); m != nil {
+	if m := lastKeyRE().FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		msg := m[3]
-		if t := typeRE.FindStringSubmatch(msg); t != nil {
+		if t := typeRE().FindStringSubmatch(msg); t != nil {
 			want := map[string]string{"boolean": "true or false", "slice": "a list", "string": "a string",
 				"integer": "an integer", "struct": "a table", "map": "a table"}[t[2]]
 			if want == "" {
@@ -253,7 +258,7 @@ func arrayTablePos(data []byte, table string, index int, key string) (int, int) 
 }
 
 // knownKeys lists every key of the format, for "did you mean" hints on unknown keys.
-var knownKeys = func() []string {
+var knownKeys = sync.OnceValue(func() []string {
 	var keys []string
 	var walk func(prefix string, t reflect.Type)
 	walk = func(prefix string, t reflect.Type) {
@@ -274,13 +279,13 @@ var knownKeys = func() []string {
 	}
 	walk("", reflect.TypeOf(fileV1{}))
 	return keys
-}()
+})
 
 // suggest returns a hint naming the known key closest to k, if one is close.
 func suggest(k toml.Key) string {
 	want := k.String()
 	best, bestD := "", 4
-	for _, known := range knownKeys {
+	for _, known := range knownKeys() {
 		if d := editDistance(want, known); d < bestD {
 			best, bestD = known, d
 		}

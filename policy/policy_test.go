@@ -155,7 +155,7 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(data)
-	for _, k := range knownKeys {
+	for _, k := range knownKeys() {
 		parts := strings.Split(k, ".")
 		last := parts[len(parts)-1]
 		if !strings.Contains(text, "\n"+last+" =") && !strings.Contains(text, "["+k+"]") {
@@ -448,4 +448,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("formatted policy does not load: %v\n%s", err, Format(p))
 		}
 	})
+}
+
+// The claude preset routes the Anthropic API through an upstream route whose key comes from
+// ANTHROPIC_API_KEY outside, and is optional so that claude runs without it too.
+func TestClaudePresetUpstream(t *testing.T) {
+	p, err := Load(Options{Presets: []string{"claude"}, Env: Env{Home: "/home/u", Cwd: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Secrets) != 1 || p.Secrets[0] != (Secret{Name: "anthropic_api_key", Kind: SecretEnv, Ref: "ANTHROPIC_API_KEY", Optional: true}) {
+		t.Errorf("secrets %+v", p.Secrets)
+	}
+	if len(p.Upstreams) != 1 {
+		t.Fatalf("upstreams %+v", p.Upstreams)
+	}
+	u := p.Upstreams[0]
+	if u.Name != "anthropic" || u.URL != "https://api.anthropic.com" || u.Env != "ANTHROPIC_BASE_URL" ||
+		u.Placeholders["ANTHROPIC_API_KEY"] == "" || u.Credential == nil ||
+		*u.Credential != (UpstreamCredential{Header: "x-api-key", Value: "{secret}", Secret: "anthropic_api_key"}) {
+		t.Errorf("upstream %+v %+v", u, u.Credential)
+	}
 }

@@ -126,14 +126,38 @@ func TestEscapeFilesystemWrite(t *testing.T) {
 			}
 			return
 		}
-		wantErrno(t, s.attempt(p, "write", mcp), unix.EISDIR)
+		wantErrno(t, s.attempt(p, "write", mcp), unix.EROFS)
 		wantErrno(t, s.attempt(p, "mkdir", filepath.Join(s.proj, ".vscode")), unix.EEXIST)
 		wantErrno(t, s.attempt(p, "write", filepath.Join(s.proj, ".vscode/settings.json")), unix.EROFS)
-		wantErrno(t, s.attempt(p, "rmdir", mcp), unix.EBUSY)
-		for _, name := range []string{".mcp.json", ".vscode", "cordon.toml", ".envrc"} {
+		wantErrno(t, s.attempt(p, "rmdir", filepath.Join(s.proj, ".vscode")), unix.EBUSY)
+		wantErrno(t, s.attempt(p, "rename", mcp, filepath.Join(s.proj, "moved.json")), unix.EBUSY)
+		for _, name := range []string{".mcp.json", ".vscode", ".envrc"} {
 			if _, err := os.Lstat(filepath.Join(s.proj, name)); err == nil {
 				t.Errorf("%s left behind after the run", name)
 			}
+		}
+	})
+	t.Run("write-denied path under a missing parent is watched", func(t *testing.T) {
+		// No placeholder stands in for .claude/commands while .claude does not exist (it would
+		// block git init or an agent's first .claude directory): creating it succeeds, and
+		// cordon says so after the run.
+		claude := filepath.Join(s.proj, ".claude")
+		if _, err := os.Lstat(claude); err == nil {
+			t.Fatalf("%s exists before the test", claude)
+		}
+		defer os.RemoveAll(claude)
+		r := s.run(p, "sh", "-c", "mkdir -p .claude/commands && echo run-me > .claude/commands/evil.md")
+		if fallback() {
+			if !strings.Contains(r.diag, ".claude/commands") {
+				t.Errorf("the fallback run does not name the gap; diag:\n%s", r.diag)
+			}
+			return
+		}
+		if r.code() != 0 {
+			t.Fatalf("exit %d: %v %s", r.code(), r.err, r.stderr)
+		}
+		if !strings.Contains(r.diag, "warning: the command created write-protected paths") || !strings.Contains(r.diag, filepath.Join(claude, "commands")) {
+			t.Errorf("no warning about the created path; diag:\n%s", r.diag)
 		}
 	})
 	t.Run("rc file in a writable home", func(t *testing.T) {
@@ -146,7 +170,7 @@ func TestEscapeFilesystemWrite(t *testing.T) {
 			return
 		}
 		wantOK(t, s.attempt(p, "write", filepath.Join(s.home, "other.txt")))
-		wantErrno(t, s.attempt(p, "write", filepath.Join(s.home, ".bashrc")), unix.EISDIR)
+		wantErrno(t, s.attempt(p, "write", filepath.Join(s.home, ".bashrc")), unix.EROFS)
 		wantErrno(t, s.attempt(p, "write", filepath.Join(s.home, ".ssh/authorized_keys")), unix.EACCES)
 		if _, err := os.Lstat(filepath.Join(s.home, ".bashrc")); err == nil {
 			t.Errorf(".bashrc exists after the run")

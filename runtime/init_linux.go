@@ -101,6 +101,18 @@ func initMain() int {
 		if err != nil {
 			return fail(stepListen, err)
 		}
+		//    And one for each upstream route, on the ports after the proxy's.
+		for _, rt := range cfg.Routes {
+			fd, err := netjail.Listen(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(rt.Port)))
+			if err != nil {
+				return fail(stepListen, err)
+			}
+			err = netjail.SendFD(status, encode(message{Type: msgListener, Route: rt.Name}), fd)
+			unix.Close(fd)
+			if err != nil {
+				return fail(stepListen, err)
+			}
+		}
 		// 6. Mounts, while the helper still has CAP_SYS_ADMIN in its user namespace: masks
 		//    over denied paths, read-only binds, a /proc for the new PID namespace.
 		if err := cfg.Plan.Mount(mountOptions(&cfg)); err != nil {

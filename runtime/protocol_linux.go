@@ -49,6 +49,10 @@ type initConfig struct {
 	CgroupLeave string `json:"cgroup_leave,omitempty"`
 	// Setctty makes stdin the command's controlling terminal (it is a fresh pty).
 	Setctty bool `json:"setctty"`
+
+	// Routes are the upstream routes' listeners, created in the namespace and handed over
+	// like the proxy's: one msgListener each, with Route set.
+	Routes []routeListener `json:"routes,omitempty"`
 }
 
 // message is one report from the helper.
@@ -60,6 +64,7 @@ type message struct {
 	Pid    int    `json:"pid,omitempty"`
 	Code   int    `json:"code,omitempty"`
 	Signal int    `json:"sig,omitempty"`
+	Route  string `json:"route,omitempty"` // msgListener: the upstream route it is for
 	fds    []int
 }
 

@@ -71,6 +71,12 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 
+	creds, err := runCredentials(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer creds.Close(context.Background())
+
 	support := currentSupport()
 	pl := explain(cfg.Policy, support, true, "")
 	for {
@@ -81,7 +87,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("%w on this machine (%s mode), and the policy does not set sandbox.best_effort:\n  - %s",
 				ErrUnenforceable, pl.Mode, strings.Join(pl.NotEnforced, "\n  - "))
 		}
-		r := &runner{cfg: cfg, pol: cfg.Policy, mode: pl.Mode, support: support, log: cfg.Logger}
+		r := &runner{cfg: cfg, pol: cfg.Policy, mode: pl.Mode, support: support, log: cfg.Logger, creds: creds}
 		res, err := r.run(ctx, pl)
 		var refused *refusedError
 		if errors.As(err, &refused) && pl.Mode == policy.ModeNamespace {
@@ -108,6 +114,9 @@ type runner struct {
 	term    *terminal
 	cgroup  *pidsCgroup
 	cleanup []func()
+
+	creds      *Credentials // secrets, credential rules, upstream routes, plugins
+	routePorts []uint16     // fallback mode: the routes' listeners on the host's loopback
 }
 
 func (r *runner) namespace() bool { return r.mode == policy.ModeNamespace }
@@ -167,6 +176,7 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		// credentials.
 		pcfg.Token, pcfg.NoAuth = "", true
 	}
+	r.creds.ProxyConfig(&pcfg, !r.namespace())
 	audit, err := OpenAuditLog(r.pol)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
@@ -196,11 +206,18 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		port = ln.Addr().(*net.TCPAddr).Port
 		go proxy.Serve(ln)
 	}
+	routes, routeAddrs, err := r.routeListeners()
+	if err != nil {
+		return nil, err
+	}
 	proxyURL := proxy.URL("127.0.0.1:" + strconv.Itoa(port))
 	socksURL := "socks5h://" + strings.TrimPrefix(proxyURL, "http://")
 	env, removed := commandEnv(r.cfg.Env, r.pol.Process, proxyURL, socksURL, r.tmpdir, r.mode)
 	if len(removed) > 0 {
 		r.log.Debug("environment variables removed by the policy", "names", removed)
+	}
+	if env, err = r.credentialEnv(env, routeAddrs); err != nil {
+		return nil, err
 	}
 
 	nproc, err := r.limitProcesses(h.cmd.Process.Pid)
@@ -214,6 +231,7 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 		Env:       env,
 		Dir:       r.cfg.Dir,
 		ProxyPort: port,
+		Routes:    routes,
 		Plan:      r.plan,
 		Scratch:   r.tmpdir,
 		Landlock:  r.support.Landlock > 0,
@@ -260,14 +278,14 @@ func (r *runner) prepare() error {
 	if r.namespace() {
 		grants = append(grants, fsjail.Grant{Path: "/dev/shm", Access: fsjail.Read | fsjail.Write})
 	}
-	denyWrite := fs.DeniesWrite()
+	denyWrite := append(fs.DeniesWrite(), r.creds.DenyWrite()...)
 	if fs.BuiltinDenyWrite != nil {
 		denyWrite = append(denyWrite, gitFileDenies(r.cfg.Dir)...)
 	}
 	plan, err := fsjail.Prepare(fsjail.Config{
 		Read:        fs.AllowRead,
 		Write:       fs.AllowWrite,
-		DenyRead:    fs.DenyRead,
+		DenyRead:    append(slices.Clone(fs.DenyRead), r.creds.DenyRead()...),
 		DenyWrite:   denyWrite,
 		Grants:      grants,
 		UnixSockets: r.pol.Network.AllowUnixSockets,
@@ -281,6 +299,9 @@ func (r *runner) prepare() error {
 	r.cleanup = append(r.cleanup, func() {
 		for _, p := range plan.Cleanup() {
 			fmt.Fprintf(r.cfg.Diag, "cordon: placeholder %s is not empty; left in place\n", p)
+		}
+		if created := plan.Created(); len(created) > 0 {
+			fmt.Fprintf(r.cfg.Diag, "cordon: warning: the command created write-protected paths (git hooks and config, editor and agent settings can run code outside the sandbox); review them before you use them:\n  - %s\n", strings.Join(created, "\n  - "))
 		}
 	})
 	return nil
@@ -306,7 +327,7 @@ func (r *runner) netRules(proxyPort int) fsjail.NetRules {
 		n.RestrictBind = !r.pol.Network.AllowLocalBind
 		if !r.namespace() {
 			n.RestrictConnect = true
-			n.ConnectPorts = []uint16{uint16(proxyPort)}
+			n.ConnectPorts = append([]uint16{uint16(proxyPort)}, r.routePorts...)
 		}
 	}
 	if abi >= 6 {
@@ -476,6 +497,13 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 			}
 			switch m.Type {
 			case msgListener:
+				if m.Route != "" {
+					if err := r.serveRouteFDs(m.Route, m.fds); err != nil {
+						failure = &message{Type: msgError, Step: stepListen, Err: err.Error()}
+						_ = cmd.Process.Kill()
+					}
+					continue
+				}
 				for i, fd := range m.fds {
 					if i > 0 || r.ln != nil {
 						unix.Close(fd)

@@ -7,19 +7,21 @@ import (
 )
 
 func init() {
-	fs := newFlagSet("check")
-	(&policyFlags{}).register(fs)
 	register(command{
 		name:    "check",
 		summary: "validate a policy and print the effective policy",
-		usage: `Usage: cordon check [flags]
+		usage: func() string {
+			fs := newFlagSet("check")
+			(&policyFlags{}).register(fs)
+			return `Usage: cordon check [flags]
 
 Loads the policy exactly as a run would (presets, the policy file, the flags), validates it,
 and prints the effective policy as TOML, including the built-in deny lists in force.
 Exits 0 if the policy is valid, 125 with the file, line and key of the first problem if not.
 
 Flags:
-` + flagDefaults(fs),
+` + flagDefaults(fs)
+		},
 		run: runCheck,
 	})
 }

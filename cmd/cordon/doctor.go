@@ -10,12 +10,13 @@ import (
 )
 
 func init() {
-	fs := newFlagSet("doctor")
-	(&policyFlags{}).register(fs)
 	register(command{
 		name:    "doctor",
 		summary: "show what this machine supports and which mode a run gets",
-		usage: `Usage: cordon doctor [flags]
+		usage: func() string {
+			fs := newFlagSet("doctor")
+			(&policyFlags{}).register(fs)
+			return `Usage: cordon doctor [flags]
 
 Finds what this machine lets cordon enforce (Landlock and its ABI version, seccomp, user
 namespaces, how the process limit is applied) and, for the policy the flags name (as a run
@@ -26,7 +27,8 @@ short-lived helper process.
 Exits 0 if a run of the policy would start, 125 if it would be refused.
 
 Flags:
-` + flagDefaults(fs),
+` + flagDefaults(fs)
+		},
 		run: runDoctor,
 	})
 }

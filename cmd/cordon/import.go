@@ -11,13 +11,15 @@ func init() {
 	register(command{
 		name:    "import",
 		summary: "convert another sandbox's settings to a cordon policy",
-		usage: `Usage: cordon import srt FILE
+		usage: func() string {
+			return `Usage: cordon import srt FILE
 
 Reads sandbox-runtime JSON settings (the ~/.srt-settings.json format) and prints the
 equivalent cordon policy as TOML. Keys that cordon does not support are listed on stderr
 and in comments, and are not applied. ('cordon --policy FILE' also reads such a file
 directly.)
-`,
+`
+		},
 		run: runImport,
 	})
 }

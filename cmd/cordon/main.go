@@ -39,8 +39,8 @@ type stdio struct {
 // command is one subcommand. Subcommands register themselves from their own file.
 type command struct {
 	name    string
-	summary string // one line for the command list
-	usage   string // the full help text
+	summary string        // one line for the command list
+	usage   func() string // the full help text, built when asked for (not at every start)
 	run     func(args []string, io stdio) int
 }
 
@@ -55,7 +55,7 @@ func run(args []string, io stdio) int {
 		case "help", "-h", "-help", "--help":
 			if len(args) > 1 {
 				if c, ok := commands[args[1]]; ok {
-					fmt.Fprint(io.out, c.usage)
+					fmt.Fprint(io.out, c.usage())
 					return 0
 				}
 				fmt.Fprintf(io.err, "cordon: no command %q\n", args[1])
@@ -70,7 +70,7 @@ func run(args []string, io stdio) int {
 					break
 				}
 				if a == "-h" || a == "-help" || a == "--help" {
-					fmt.Fprint(io.out, c.usage)
+					fmt.Fprint(io.out, c.usage())
 					return 0
 				}
 			}
@@ -82,7 +82,7 @@ func run(args []string, io stdio) int {
 
 func mainUsage() string {
 	var b strings.Builder
-	b.WriteString(runUsageFull)
+	b.WriteString(runUsageFull())
 	b.WriteString("\nCommands:\n")
 	var names []string
 	for n := range commands {

@@ -41,7 +41,7 @@ func init() {
 	register(command{
 		name:    "plugin",
 		summary: "test a WebAssembly credential plugin on one request",
-		usage:   pluginUsage + flagDefaults(newPluginTestFlags(&pluginTestOptions{})),
+		usage:   func() string { return pluginUsage + flagDefaults(newPluginTestFlags(&pluginTestOptions{})) },
 		run:     runPlugin,
 	})
 }

@@ -17,12 +17,13 @@ import (
 )
 
 func init() {
-	fs := newFlagSet("proxy")
-	(&proxyFlags{}).register(fs)
 	register(command{
 		name:    "proxy",
 		summary: "run the egress proxy on its own, for a container or another machine",
-		usage: `Usage: cordon proxy [flags]
+		usage: func() string {
+			fs := newFlagSet("proxy")
+			(&proxyFlags{}).register(fs)
+			return `Usage: cordon proxy [flags]
 
 Runs cordon's egress proxy as a service: HTTP forward proxy, CONNECT and SOCKS5 on one
 port, with the policy's [network] allow and deny lists, address checks, [proxy] limits and
@@ -37,7 +38,8 @@ address other than loopback, anyone who can watch that network can use the proxy
 Flags:
 ` + flagDefaults(fs) + `
 See docs/proxy.md.
-`,
+`
+		},
 		run: runProxy,
 	})
 }

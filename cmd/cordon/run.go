@@ -21,18 +21,16 @@ Usage:
 Flags:
 `
 
-func init() {
+// runUsageFull is the run form's help, built when asked for.
+func runUsageFull() string {
 	fs := newFlagSet("cordon")
 	(&policyFlags{}).register(fs)
-	runHelp := runUsage + flagDefaults(fs) + `
+	return runUsage + flagDefaults(fs) + `
 Exit status: the command's own; 128+N if it was killed by signal N; 125 if cordon itself
 failed (bad flags, bad policy, a restriction that cannot be applied); 126 if the command
 cannot be executed; 127 if it is not found.
 `
-	runUsageFull = runHelp
 }
-
-var runUsageFull string
 
 // runCommand is the run form: cordon [flags] -- COMMAND [ARG...].
 func runCommand(args []string, io stdio) int {
@@ -41,7 +39,7 @@ func runCommand(args []string, io stdio) int {
 	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(io.out, runUsageFull)
+			fmt.Fprint(io.out, runUsageFull())
 			return 0
 		}
 		fmt.Fprintf(io.err, "cordon: %v\nRun 'cordon help' for usage.\n", err)

@@ -22,7 +22,8 @@ func init() {
 	register(command{
 		name:    "trust",
 		summary: "trust ./cordon.toml (or FILE) in its current content",
-		usage: `Usage: cordon trust [--revoke] [FILE]
+		usage: func() string {
+			return `Usage: cordon trust [--revoke] [FILE]
 
 A policy file that cordon finds in the working directory (./cordon.toml) can widen the
 sandbox and name secrets, so cordon uses it only after you have trusted its exact content.
@@ -34,7 +35,8 @@ write under the built-in lists).
 
 Flags:
   --revoke   forget FILE instead of trusting it
-`,
+`
+		},
 		run: runTrust,
 	})
 }

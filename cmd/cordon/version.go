@@ -13,8 +13,10 @@ func init() {
 	register(command{
 		name:    "version",
 		summary: "print the version",
-		usage:   "Usage: cordon version\n\nPrints cordon's version, the commit it was built from, and the Go version.\n",
-		run:     runVersion,
+		usage: func() string {
+			return "Usage: cordon version\n\nPrints cordon's version, the commit it was built from, and the Go version.\n"
+		},
+		run: runVersion,
 	})
 }
 
