@@ -6,6 +6,7 @@ import (
 	goruntime "runtime"
 	"strings"
 
+	"github.com/cordonsh/cordon/policy"
 	cordonrt "github.com/cordonsh/cordon/runtime"
 )
 
@@ -22,7 +23,8 @@ Finds what this machine lets cordon enforce (Landlock and its ABI version, secco
 namespaces, how the process limit is applied) and, for the policy the flags name (as a run
 would load it), which mode a run gets: namespace, or the weaker fallback; what the fallback
 does not give; and what cannot be enforced here at all. Trying user namespaces starts a
-short-lived helper process.
+short-lived helper process. On macOS it says whether sandbox-exec applies profiles (one run
+of it) and what the seatbelt mode gives less than Linux's namespace mode.
 
 Exits 0 if a run of the policy would start, 125 if it would be refused.
 
@@ -44,13 +46,17 @@ func runDoctor(args []string, io stdio) int {
 		fmt.Fprintf(io.err, "cordon doctor: unexpected argument %q\n", fs.Arg(0))
 		return exitFailure
 	}
-	s := cordonrt.Probe()
+	s := probeMachine()
 	w := io.out
 	row := func(k, v string) { fmt.Fprintf(w, "  %-16s %s\n", k, v) }
 	fmt.Fprintln(w, "machine:")
-	if goruntime.GOOS != "linux" {
+	built := s.OS == "darwin" || goruntime.GOOS == "linux"
+	switch {
+	case s.OS == "darwin":
+		macRows(row, s)
+	case !built:
 		row("system", goruntime.GOOS+"/"+s.Arch+": the sandbox for this system is not built yet")
-	} else {
+	default:
 		row("kernel", "Linux "+s.Kernel+" ("+s.Arch+")")
 		row("landlock", landlockText(s.Landlock))
 		row("seccomp", yesNo(s.Seccomp, "no system call filter for "+s.Arch))
@@ -81,7 +87,7 @@ func runDoctor(args []string, io stdio) int {
 	}
 	pl := cordonrt.Explain(pol, s)
 	fmt.Fprintf(w, "\npolicy (%s):\n", strings.Join(pol.Sources, ", "))
-	if goruntime.GOOS != "linux" {
+	if !built {
 		row("mode", "none: cordon refuses to run commands here")
 		return exitFailure
 	}
@@ -90,7 +96,11 @@ func runDoctor(args []string, io stdio) int {
 		row("why", pl.Refused)
 		return exitFailure
 	}
-	row("mode", string(pl.Mode))
+	mode := string(pl.Mode)
+	if pl.Mode == policy.ModeSeatbelt {
+		mode += " (sandbox-exec with a profile generated from the policy; docs/macos.md)"
+	}
+	row("mode", mode)
 	for _, x := range pl.Weaker {
 		row("weaker", x)
 	}
@@ -107,6 +117,30 @@ func runDoctor(args []string, io stdio) int {
 	}
 	row("so", "the policy asks for best effort: a run starts and names these")
 	return 0
+}
+
+// probeMachine is cordonrt.Probe; tests replace it to show another machine.
+var probeMachine = cordonrt.Probe
+
+// macRows describes a Mac: its version, and sandbox-exec, the one mechanism there.
+func macRows(row func(k, v string), s cordonrt.Support) {
+	row("system", "macOS "+s.MacOS+" ("+s.Kernel+", "+s.Arch+")")
+	if s.SandboxExec != "" {
+		row("sandbox", s.SandboxExec+": applies profiles (deprecated by Apple since macOS 10.8, still present)")
+	} else {
+		row("sandbox", "unavailable: "+s.SandboxExecError)
+	}
+	row("namespaces", "none on macOS: no PID or network namespace, no Landlock, no seccomp")
+	limit := s.ProcessLimit
+	if limit == "" {
+		limit = "none (RLIMIT_NPROC does not bind root)"
+	}
+	row("process limit", limit)
+	who := "uid " + fmt.Sprint(os.Getuid())
+	if s.Root {
+		who = "root"
+	}
+	row("running as", who)
 }
 
 // landlockText says what a Landlock ABI version lets cordon restrict.
