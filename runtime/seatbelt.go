@@ -1,7 +1,10 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 
@@ -28,8 +31,9 @@ type seatbeltInputs struct {
 	Helper string
 	// ProxyPorts are the loopback ports of the proxy and of the upstream routes.
 	ProxyPorts []uint16
-	// DenyRead adds to the policy's deny_read (the files secrets are read from).
-	DenyRead []string
+	// DenyRead adds to the policy's deny_read (the files secrets are read from), DenyWrite
+	// to its deny_write (the plugins' compilation cache).
+	DenyRead, DenyWrite []string
 	// Tag is the run's deny message.
 	Tag string
 	// Resolve and Expand default to fsjail.ResolvePath and fsjail.Expand; tests replace them.
@@ -106,7 +110,7 @@ const seatbeltBase = `; processes: start them; see and signal those of this sand
 // cordon cannot read is not handed to sandbox-exec.
 func seatbeltProfile(in seatbeltInputs) (string, error) {
 	pol := in.Policy
-	fs := pol.Filesystem
+	fsp := pol.Filesystem
 	resolve := in.Resolve
 	if resolve == nil {
 		resolve = fsjail.ResolvePath
@@ -118,16 +122,12 @@ func seatbeltProfile(in seatbeltInputs) (string, error) {
 	if in.Terminal != "" {
 		grants = append(grants, fsjail.Grant{Path: in.Terminal, Access: fsjail.Read | fsjail.Write | fsjail.Ioctl})
 	}
-	denyWrite := fs.DeniesWrite()
-	if fs.BuiltinDenyWrite != nil {
-		denyWrite = append(denyWrite, gitFileDenies(in.Dir)...)
-	}
 	files, err := fsjail.SeatbeltRules(fsjail.SeatbeltConfig{
 		Config: fsjail.Config{
-			Read:      fs.AllowRead,
-			Write:     fs.AllowWrite,
-			DenyRead:  append(slices.Clone(fs.DenyRead), in.DenyRead...),
-			DenyWrite: denyWrite,
+			Read:      fsp.AllowRead,
+			Write:     fsp.AllowWrite,
+			DenyRead:  append(slices.Clone(fsp.DenyRead), in.DenyRead...),
+			DenyWrite: seatbeltDenyWrite(in),
 			Grants:    grants,
 			Cwd:       in.Dir,
 		},
@@ -165,6 +165,45 @@ func seatbeltProfile(in seatbeltInputs) (string, error) {
 		return "", err
 	}
 	return profile, nil
+}
+
+// seatbeltDenyWrite is everything a run keeps read-only: deny_write, the built-in list with
+// the git files of a worktree, and the inputs' additions.
+func seatbeltDenyWrite(in seatbeltInputs) []string {
+	fsp := in.Policy.Filesystem
+	out := append(fsp.DeniesWrite(), in.DenyWrite...)
+	if fsp.BuiltinDenyWrite != nil {
+		out = append(out, gitFileDenies(in.Dir)...)
+	}
+	return out
+}
+
+// missingPaths returns the paths (not patterns) of list that do not exist. The profile
+// denies writing them wherever they are created, but a directory above one of them that
+// does not exist either may be created, and a prepared tree moved into its place; the run
+// warns about those it finds at exit (existingPaths).
+func missingPaths(list []string) []string {
+	var out []string
+	for _, p := range list {
+		if fsjail.IsPattern(p) {
+			continue
+		}
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// existingPaths returns the paths of list that exist.
+func existingPaths(list []string) []string {
+	var out []string
+	for _, p := range list {
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // checkProfile reads a profile back and checks its outline: balanced, every string closed,
