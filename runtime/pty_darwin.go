@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,8 @@ func openTerminal(in, out *os.File) (*terminal, error) {
 		}
 		return nil, err
 	}
-	// grantpt(3) and unlockpt(3), then ptsname(3).
+	// grantpt(3) and unlockpt(3), then ptsname(3): TIOCPTYGNAME writes the slave's name
+	// into a 128-byte buffer, which no wrapper of x/sys/unix passes.
 	if err := unix.IoctlSetInt(mfd, unix.TIOCPTYGRANT, 0); err != nil {
 		return fail(fmt.Errorf("grant pty: %w", err))
 	}
@@ -30,7 +32,7 @@ func openTerminal(in, out *os.File) (*terminal, error) {
 		return fail(fmt.Errorf("unlock pty: %w", err))
 	}
 	var name [128]byte
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), uintptr(unix.TIOCPTYGNAME), uintptr(unsafe.Pointer(&name[0]))); e != 0 {
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(mfd), uintptr(unix.TIOCPTYGNAME), uintptr(unsafe.Pointer(&name[0]))); e != 0 {
 		return fail(fmt.Errorf("pty name: %w", e))
 	}
 	t.path = unix.ByteSliceToString(name[:])

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -476,6 +478,11 @@ func (r *seatbeltRunner) serve(ctx context.Context, h *seatbeltHelper, hc *helpe
 	if !helperDone {
 		go func() { <-waited }()
 	}
+	if r.term != nil && started == nil {
+		// sandbox-exec's own complaint (a profile it refused) went to the pty, whose relay
+		// starts only with the command.
+		drainTerminal(r.term, r.cfg.Diag)
+	}
 	if r.term != nil {
 		r.term.finish()
 	}
@@ -508,4 +515,13 @@ func (r *seatbeltRunner) serve(ctx context.Context, h *seatbeltHelper, hc *helpe
 		return nil, fmt.Errorf("%w: interrupted", ErrSetup)
 	}
 	return nil, fmt.Errorf("%w: sandbox-exec ended before cordon's helper started (%v): it refused the profile or cannot sandbox here (its message, if any, is above; see 'cordon doctor')", ErrSetup, waitErr)
+}
+
+// drainTerminal copies what is waiting on the pty to w, without waiting for more.
+func drainTerminal(t *terminal, w io.Writer) {
+	_ = t.master.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	buf := make([]byte, 16<<10)
+	if n, _ := t.master.Read(buf); n > 0 {
+		_, _ = w.Write(buf[:n])
+	}
 }

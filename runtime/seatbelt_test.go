@@ -427,3 +427,25 @@ func BenchmarkSeatbeltProfile(b *testing.B) {
 		}
 	}
 }
+
+func TestMissingPaths(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	list := []string{filepath.Join(dir, ".git"), filepath.Join(dir, ".envrc"), filepath.Join(dir, ".claude/commands"), filepath.Join(dir, "*.pem")}
+	missing := missingPaths(list)
+	if want := list[1:3]; !slices.Equal(missing, want) {
+		t.Fatalf("missing %q, want %q", missing, want)
+	}
+	if got := existingPaths(missing); len(got) != 0 {
+		t.Fatalf("existing before the run: %q", got)
+	}
+	// The run creates .claude/commands (its parent did not exist, so only a warning tells).
+	if err := os.MkdirAll(list[2], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := existingPaths(missing); !slices.Equal(got, list[2:3]) {
+		t.Fatalf("created during the run: %q, want %q", got, list[2:3])
+	}
+}
