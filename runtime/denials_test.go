@@ -2,8 +2,7 @@ package runtime
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
+	_ "embed"
 	"slices"
 	"strings"
 	"testing"
@@ -11,15 +10,18 @@ import (
 
 const sampleTag = "cordon-0123456789abcdef"
 
+// sampleNDJSON is embedded so that the test binary runs anywhere (the escape suite runs it
+// outside the source tree).
+//
+//go:embed testdata/unifiedlog/run.ndjson
+var sampleNDJSON []byte
+
 // sampleLog is a recorded-style stream (written for these tests, in the shape `log stream
 // --style ndjson` prints) with reports of this run, of another run, forged ones, noise and
 // broken lines.
 func sampleLog(t *testing.T) *denialLog {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "unifiedlog", "run.ndjson"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := sampleNDJSON
 	canary := "/private/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T/cordon-1234/.cordon-canary"
 	l := newDenialLog(sampleTag, func(d denial) bool { return noisyDenial(d) || d.Target == canary })
 	for _, line := range bytes.Split(data, []byte("\n")) {
@@ -132,11 +134,7 @@ func TestWriteDenialSummary(t *testing.T) {
 // FuzzParseLogEvent feeds arbitrary lines to the parser of the unified log, whose content
 // the sandboxed command can influence (its process names, the paths it touches).
 func FuzzParseLogEvent(f *testing.F) {
-	data, err := os.ReadFile(filepath.Join("testdata", "unifiedlog", "run.ndjson"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
+	for _, line := range bytes.Split(sampleNDJSON, []byte("\n")) {
 		f.Add(line)
 	}
 	f.Add([]byte(`{"processID":0,"eventMessage":"Sandbox: a\nb(1) deny(1) x\ny z\n` + sampleTag + `"}`))

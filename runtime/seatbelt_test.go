@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"bytes"
+	"embed"
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,12 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/seatbelt instead of comparing")
+
+// goldenFS holds the golden profiles, embedded so that the test binary runs anywhere (the
+// escape suite runs it outside the source tree).
+//
+//go:embed testdata/seatbelt
+var goldenFS embed.FS
 
 // macResolver resolves paths as a Mac would, for the golden profiles: /tmp, /var and /etc
 // are symbolic links into /private, and so are a few paths of the fixtures.
@@ -135,7 +143,7 @@ func TestSeatbeltGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkSeatbeltProfile(t, profile, in)
-			golden := filepath.Join("testdata", "seatbelt", name+".sb")
+			golden := "testdata/seatbelt/" + name + ".sb"
 			if *update {
 				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 					t.Fatal(err)
@@ -145,7 +153,7 @@ func TestSeatbeltGolden(t *testing.T) {
 				}
 				return
 			}
-			want, err := os.ReadFile(golden)
+			want, err := goldenFS.ReadFile(golden)
 			if err != nil {
 				t.Fatalf("%v (create it with -update)", err)
 			}
@@ -155,7 +163,7 @@ func TestSeatbeltGolden(t *testing.T) {
 		})
 	}
 	t.Run("no stale golden files", func(t *testing.T) {
-		files, _ := filepath.Glob(filepath.Join("testdata", "seatbelt", "*.sb"))
+		files, _ := fs.Glob(goldenFS, "testdata/seatbelt/*.sb")
 		for _, f := range files {
 			if _, ok := pols[strings.TrimSuffix(filepath.Base(f), ".sb")]; !ok {
 				t.Errorf("%s belongs to no policy of the test", f)
