@@ -114,17 +114,28 @@ func ReadMsg(sock int, buf []byte) (n int, fds []int, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if oobn > 0 {
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return 0, nil, fmt.Errorf("parse control message: %w", err)
-		}
-		for _, m := range msgs {
-			got, err := unix.ParseUnixRights(&m)
-			if err == nil {
-				fds = append(fds, got...)
-			}
-		}
+	fds, err = ParseRights(oob[:oobn])
+	if err != nil {
+		return 0, nil, err
 	}
 	return n, fds, nil
+}
+
+// ParseRights returns the descriptors passed in a message's control data (SCM_RIGHTS).
+func ParseRights(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parse control message: %w", err)
+	}
+	var fds []int
+	for _, m := range msgs {
+		got, err := unix.ParseUnixRights(&m)
+		if err == nil {
+			fds = append(fds, got...)
+		}
+	}
+	return fds, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -57,7 +58,17 @@ var release = make(chan struct{})
 // command is then never started.
 func initMain() int {
 	status := fdStatus
-	send := func(m message) { _, _ = unix.Write(status, encode(m)) }
+	// From step 6 on the status socket goes through the runtime's poller (conn), so that the
+	// goroutine waiting on it holds no P: a P held in a blocking system call stalls other
+	// goroutines until sysmon takes it back, which can be 10 ms.
+	var conn *net.UnixConn
+	send := func(m message) {
+		if conn != nil {
+			_, _ = conn.Write(encode(m))
+			return
+		}
+		_, _ = unix.Write(status, encode(m))
+	}
 	fail := func(step string, err error) int {
 		send(message{Type: msgError, Step: step, Err: err.Error(), Errno: errnoOf(err)})
 		return 125
@@ -129,14 +140,15 @@ func initMain() int {
 	// The supervisor shuts its side of the status socket down to end the run, and the
 	// socket reads end of file if the supervisor dies.
 	gone := make(chan struct{})
+	c, err := pollerConn(status)
+	if err != nil {
+		return fail("watching the status socket", err)
+	}
+	conn = c
 	go func() {
 		buf := make([]byte, 16)
 		for {
-			n, err := unix.Read(status, buf)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if n <= 0 {
+			if n, err := conn.Read(buf); n <= 0 || err != nil {
 				close(gone)
 				return
 			}
@@ -282,7 +294,7 @@ func dropCapabilities() error {
 		if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbits, 0, 0, 0); err != nil {
 			return fmt.Errorf("set securebits: %w", err)
 		}
-		for c := 0; c <= capLastCap(); c++ {
+		for c, last := 0, capLastCap(); c <= last; c++ {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 				return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 			}
@@ -306,6 +318,26 @@ func capLastCap() int {
 		}
 	}
 	return 63 // PR_CAPBSET_DROP fails with EINVAL past the last one
+}
+
+// pollerConn returns the unix socket fd as a connection served by the runtime's poller; fd
+// itself is closed (the connection holds a duplicate).
+func pollerConn(fd int) (*net.UnixConn, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "status")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("status socket is a %T", c)
+	}
+	return uc, nil
 }
 
 // closeOnExecFrom marks every descriptor from fd up close-on-exec.

@@ -371,14 +371,15 @@ func (r *runner) limitProcesses(helper int) (uint64, error) {
 
 // helper is the started init helper, waiting for its configuration.
 type helper struct {
-	cmd    *exec.Cmd
-	sock   int      // the supervisor's side of the status socket
+	cmd *exec.Cmd
+	// conn is the supervisor's side of the status socket. It goes through the runtime's
+	// poller, so that a goroutine waiting for the helper's reports holds no P (a P held in a
+	// blocking system call can delay every other goroutine by up to 10 ms).
+	conn   *net.UnixConn
 	cfgW   *os.File // the configuration pipe
 	waited chan error
 	sigc   chan os.Signal
-	// readerDone is closed when readMessages has stopped reading sock; nil until it starts.
-	// sock may be closed only then: a reader still blocked on a closed descriptor number
-	// would go on to read whatever socket reuses that number next, another run's.
+	// readerDone is closed when readMessages has stopped reading conn; nil until it starts.
 	readerDone chan struct{}
 	readerStop chan struct{} // closed to make readMessages stop even if nobody reads msgs
 }
@@ -404,8 +405,11 @@ func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe",
 		Args: []string{initArg0},
-		// The helper allocates little and lives briefly: no garbage collector, one P.
-		Env:         []string{"GOGC=off", "GOMAXPROCS=1"},
+		// The helper allocates little and lives briefly: no garbage collector. Two Ps, not
+		// one: a goroutine blocked in a system call keeps its P until sysmon takes it back,
+		// up to 10 ms later, and with one P the SIGCHLD of the command's exit would wait
+		// that long to be seen. Setting GOMAXPROCS also spares the runtime its cgroup reads.
+		Env:         []string{"GOGC=off", "GOMAXPROCS=2"},
 		Stdin:       stdin,
 		Stdout:      stdout,
 		Stderr:      stderr,
@@ -432,15 +436,23 @@ func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
 		}
 		return nil, fmt.Errorf("%w: start the init helper: %v", ErrSetup, err)
 	}
-	h := &helper{cmd: cmd, sock: sv[0], cfgW: cfgW, waited: make(chan error, 1), sigc: sigc}
+	conn, err := statusConn(sv[0])
+	if err != nil {
+		cfgW.Close()
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		return nil, fmt.Errorf("%w: status socket: %v", ErrSetup, err)
+	}
+	h := &helper{cmd: cmd, conn: conn, cfgW: cfgW, waited: make(chan error, 1), sigc: sigc}
 	go func() { h.waited <- cmd.Wait() }()
 	r.cleanup = append(r.cleanup, func() {
 		if h.readerDone != nil {
 			close(h.readerStop)
-			_ = unix.Shutdown(h.sock, unix.SHUT_RDWR)
+		}
+		h.conn.Close()
+		if h.readerDone != nil {
 			<-h.readerDone
 		}
-		unix.Close(h.sock)
 		if h.cfgW != nil {
 			// Never configured: it is waiting, and must not outlive the run.
 			h.cfgW.Close()
@@ -454,7 +466,7 @@ func (r *runner) startHelper(stdin, stdout, stderr *os.File) (*helper, error) {
 // serve hands the helper its configuration, serves the proxy, relays signals and the
 // terminal until the command is done, and returns its status.
 func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result, error) {
-	cmd, sock, waited, sigc := h.cmd, h.sock, h.waited, h.sigc
+	cmd, conn, waited, sigc := h.cmd, h.conn, h.waited, h.sigc
 	if r.term != nil {
 		r.term.slave.Close()
 	}
@@ -471,7 +483,7 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 	h.readerDone, h.readerStop = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(h.readerDone)
-		readMessages(sock, msgs, h.readerStop)
+		readMessages(conn, msgs, h.readerStop)
 	}()
 
 	var (
@@ -545,14 +557,14 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 				// user's terminal, in raw mode) waiting: the third request ends the run.
 				if terminations++; terminations == 3 {
 					fmt.Fprintf(r.cfg.Diag, "cordon: %v received three times; killing the command\n", s)
-					_ = unix.Shutdown(sock, unix.SHUT_WR)
+					_ = conn.CloseWrite()
 				}
 			}
 		case <-ctxDone:
 			ctxDone = nil
 			interrupted = true
 			// The helper kills the command and everything it started, and reports.
-			_ = unix.Shutdown(sock, unix.SHUT_WR)
+			_ = conn.CloseWrite()
 			if !started {
 				_ = cmd.Process.Kill()
 			}
@@ -607,16 +619,38 @@ func refusedStep(m *message) bool {
 	return false
 }
 
+// statusConn turns the supervisor's end of the status socket into a connection served by
+// the runtime's poller; fd is consumed.
+func statusConn(fd int) (*net.UnixConn, error) {
+	f := os.NewFile(uintptr(fd), "status")
+	defer f.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, err
+	}
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("status socket is a %T", c)
+	}
+	return uc, nil
+}
+
 // readMessages reads the helper's reports until the socket is closed.
-func readMessages(sock int, out chan<- message, stop <-chan struct{}) {
+func readMessages(conn *net.UnixConn, out chan<- message, stop <-chan struct{}) {
 	defer close(out)
 	buf := make([]byte, maxMessage)
+	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		n, fds, err := netjail.ReadMsg(sock, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
+		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
+			return
+		}
+		fds, err := netjail.ParseRights(oob[:oobn])
+		if err != nil {
 			return
 		}
 		var m message

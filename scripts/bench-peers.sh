@@ -158,10 +158,10 @@ d0 = med(dl["direct"])
 for name, r in dl.items():
     m = med(r); print(f"| {name} | {m:.3f} s | {1024/m:.0f} MiB/s | {d0/m:.2f} |")
 print("\n### 1,000 keep-alive requests (one curl, connection reused)\n")
-print("| path | median | per request | vs direct |\n| --- | ---: | ---: | ---: |")
+print("| path | median (whole run) | per request | vs direct |\n| --- | ---: | ---: | ---: |")
 k0 = med(ka["direct"])
 for name, r in ka.items():
-    m = med(r); print(f"| {name} | {m*1000:.1f} ms | {m*1000:.3f} ms | {k0/m:.2f} |")
+    m = med(r); print(f"| {name} | {m*1000:.1f} ms | {m*1000:.0f} µs | {k0/m:.2f} |")
 print("\n### Peak RSS of the supervising process (VmHWM)\n")
 print("| run | cordon | srt | cordon / srt |\n| --- | ---: | ---: | ---: |")
 for k in ("idle", "download"):
