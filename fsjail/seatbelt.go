@@ -541,7 +541,10 @@ func regexLiteral(s string, fold bool) string {
 func writeRegexByte(b *strings.Builder, c byte, fold bool) {
 	switch {
 	case fold && isLetter(c):
-		b.WriteString("[" + string(lower(c)) + string(upper(c)) + "]")
+		b.WriteByte('[')
+		b.WriteByte(lower(c))
+		b.WriteByte(upper(c))
+		b.WriteByte(']')
 	case strings.IndexByte(regexMeta, c) >= 0:
 		b.WriteByte('\\')
 		b.WriteByte(c)

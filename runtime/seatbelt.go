@@ -115,6 +115,17 @@ func seatbeltProfile(in seatbeltInputs) (string, error) {
 	if resolve == nil {
 		resolve = fsjail.ResolvePath
 	}
+	// The same directories are resolved many times (every path's parents): once is enough.
+	cache := map[string]string{}
+	base := resolve
+	resolve = func(p string) string {
+		r, ok := cache[p]
+		if !ok {
+			r = base(p)
+			cache[p] = r
+		}
+		return r
+	}
 	grants := []fsjail.Grant{
 		{Path: in.TmpDir, Access: fsjail.Read | fsjail.Write},
 		{Path: in.Helper, Access: fsjail.ReadFiles},

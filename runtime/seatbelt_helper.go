@@ -76,6 +76,10 @@ var skipCanary bool
 // helperMain is the helper. Every failure before the command starts is reported with its
 // step, and the command is then never started.
 func seatbeltHelperMain() int {
+	// Both pipes are served by the runtime's poller, so that no goroutine blocked in a
+	// read holds a P.
+	_ = unix.SetNonblock(fdHelperStatus, true)
+	_ = unix.SetNonblock(fdHelperConfig, true)
 	status := os.NewFile(fdHelperStatus, "status")
 	send := func(m helperMsg) {
 		b, _ := json.Marshal(m)

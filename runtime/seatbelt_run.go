@@ -271,9 +271,9 @@ func (r *seatbeltRunner) startHelper(helper, profile string, stdin, stdout, stde
 		// The helper's path is absolute, so sandbox-exec does not search PATH for it.
 		Path: r.sandboxExec,
 		Args: []string{"sandbox-exec", "-p", profile, helper, helperArg},
-		// The helper allocates little and lives as long as the command: no garbage
-		// collector work to speak of, one P.
-		Env:         []string{helperEnv, "GOGC=off", "GOMAXPROCS=1"},
+		// The helper allocates little: no garbage collector. Two Ps, as on Linux: a
+		// goroutine blocked in a system call keeps its P until sysmon takes it back.
+		Env:         []string{helperEnv, "GOGC=off", "GOMAXPROCS=2"},
 		Stdin:       stdin,
 		Stdout:      stdout,
 		Stderr:      stderr,

@@ -427,12 +427,23 @@ func BenchmarkSeatbeltProfile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := goldenInputs(p)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := seatbeltProfile(in); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name    string
+		resolve func(string) string
+	}{
+		{"fake-resolver", macResolver},
+		{"resolver", nil}, // fsjail.ResolvePath on this machine's filesystem
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := goldenInputs(p)
+			in.Resolve = tc.resolve
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := seatbeltProfile(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
