@@ -8,7 +8,9 @@
 // Landlock, seccomp, no_new_privs and an empty capability set apply in both modes. The
 // fallback mode, for machines that refuse user namespaces, relies on Landlock and seccomp
 // alone and is weaker; it runs only if the policy allows it, and says what is weaker.
-// docs/linux.md describes both.
+// docs/linux.md describes both. On macOS every run is in the seatbelt mode: sandbox-exec
+// with a profile generated from the policy, the proxy on the machine's loopback with the
+// run's token (docs/macos.md).
 //
 // The package name shadows the standard library's runtime; import that one as goruntime.
 package runtime
