@@ -391,13 +391,11 @@ func (g *sbGen) denyFilters(p string) (trees, ancestors []string, err error) {
 			return nil, nil, err
 		}
 		trees = append(trees, sub)
-		for _, re := range []string{"^" + regexLiteral(s, true) + "$", "^" + regexLiteral(s, true) + "/"} {
-			f, err := filterForm("regex", re)
-			if err != nil {
-				return nil, nil, err
-			}
-			trees = append(trees, f)
+		f, err := filterForm("regex", "^"+regexLiteral(s, true)+treeSuffix)
+		if err != nil {
+			return nil, nil, err
 		}
+		trees = append(trees, f)
 	}
 	for _, a := range above {
 		lit, err := filterForm("literal", a)
@@ -523,6 +521,9 @@ func QuoteSBPL(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// treeSuffix ends an expression that matches a path and everything beneath it.
+const treeSuffix = "(/|$)"
 
 // regexMeta are the bytes that a POSIX extended regular expression gives a meaning.
 const regexMeta = `.[]()*+?{}|^$\`

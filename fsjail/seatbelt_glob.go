@@ -6,7 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// globRegexes returns the regular expressions that match what a deny pattern denies: every
+// globRegexes returns the regular expressions that match what a deny pattern denies (one,
+// today): every
 // path the pattern matches below its fixed directory prefix, and everything beneath such a
 // path. They match the paths that Expand would return if they existed (without Expand's
 // restriction to the working directory, which only saves walking), with ASCII letters
@@ -48,8 +49,7 @@ func globRegexes(prefix string, rest []string) ([]string, error) {
 			return nil, nil // the component matches no name
 		}
 	}
-	body := b.String()
-	return []string{body + "$", body + "/"}, nil
+	return []string{b.String() + treeSuffix}, nil
 }
 
 // globComponent writes the regular expression of one component of a pattern, in the syntax
