@@ -3,7 +3,7 @@ package netjail
 import (
 	"errors"
 	"fmt"
-	"net/netip"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -70,16 +70,12 @@ func LoopbackUp() error {
 	return nil
 }
 
-// Listen creates a TCP listener on addr (such as 127.0.0.1:3128) in the calling process's
-// network namespace and returns its descriptor (close-on-exec).
-func Listen(addr netip.AddrPort) (int, error) {
-	family := unix.AF_INET
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
-	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+// ListenLoopback creates a TCP listener on 127.0.0.1:port (0 picks a free port) and returns
+// its descriptor (close-on-exec). It takes no address type from package net, so that the
+// init helper, which calls it, does not depend on that package.
+func ListenLoopback(port uint16) (int, error) {
+	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("listen %s: socket: %w", addr, err)
 	}
@@ -87,7 +83,7 @@ func Listen(addr netip.AddrPort) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("listen %s: bind: %w", addr, err)
 	}

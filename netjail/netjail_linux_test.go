@@ -3,7 +3,6 @@ package netjail
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"testing"
 
@@ -11,7 +10,7 @@ import (
 )
 
 func TestListenAndPassDescriptor(t *testing.T) {
-	fd, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"))
+	fd, err := ListenLoopback(0)
 	if err != nil {
 		t.Fatal(err)
 	}

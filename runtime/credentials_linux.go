@@ -42,12 +42,6 @@ func pluginCacheDir(env []string) string {
 	return ""
 }
 
-// routeListener is an upstream route's listener inside the sandbox's network namespace.
-type routeListener struct {
-	Name string `json:"name"`
-	Port int    `json:"port"`
-}
-
 // routeListeners arranges a listener per upstream route. In namespace mode the helper
 // creates them inside the namespace, on the ports after the proxy's, and hands them over
 // like the proxy's (see initConfig.Routes); in fallback mode they listen on the host's

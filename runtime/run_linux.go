@@ -23,6 +23,7 @@ import (
 	"github.com/cordonsh/cordon/netjail"
 	"github.com/cordonsh/cordon/netproxy"
 	"github.com/cordonsh/cordon/policy"
+	"github.com/cordonsh/cordon/runtime/internal/cmdpath"
 	"github.com/cordonsh/cordon/runtime/internal/seccomp"
 )
 
@@ -510,13 +511,13 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 			switch m.Type {
 			case msgListener:
 				if m.Route != "" {
-					if err := r.serveRouteFDs(m.Route, m.fds); err != nil {
+					if err := r.serveRouteFDs(m.Route, m.FDs); err != nil {
 						failure = &message{Type: msgError, Step: stepListen, Err: err.Error()}
 						_ = cmd.Process.Kill()
 					}
 					continue
 				}
-				for i, fd := range m.fds {
+				for i, fd := range m.FDs {
 					if i > 0 || r.ln != nil {
 						unix.Close(fd)
 						continue
@@ -582,7 +583,7 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 	switch {
 	case failure != nil && failure.Type == msgExec:
 		err := fmt.Errorf("%s: %s", r.cfg.Args[0], strings.TrimPrefix(failure.Err, "look up "+r.cfg.Args[0]+": "))
-		if failure.Step == opLookup && (failure.Errno == int(unix.ENOENT) || failure.Errno == int(unix.ENOTDIR)) {
+		if failure.Step == cmdpath.OpLookup && (failure.Errno == int(unix.ENOENT) || failure.Errno == int(unix.ENOTDIR)) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, r.cfg.Args[0])
 		}
 		return nil, fmt.Errorf("%w: %v", ErrNotExecutable, err)
@@ -660,7 +661,7 @@ func readMessages(conn *net.UnixConn, out chan<- message, stop <-chan struct{}) 
 			}
 			continue
 		}
-		m.fds = fds
+		m.FDs = fds
 		select {
 		case out <- m:
 		case <-stop:

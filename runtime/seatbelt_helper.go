@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cordonsh/cordon/runtime/internal/cmdpath"
 )
 
 // The helper of a macOS run is cordon itself, started by sandbox-exec inside the run's
@@ -146,7 +148,7 @@ func seatbeltHelperMain() int {
 	} else if !fi.IsDir() {
 		return fail(stepDir, &os.PathError{Op: "chdir", Path: cfg.Dir, Err: unix.ENOTDIR})
 	}
-	path, err := lookPath(cfg.Args[0], cfg.Dir, envValue(cfg.Env, "PATH"))
+	path, err := cmdpath.LookPath(cfg.Args[0], cfg.Dir, cmdpath.EnvValue(cfg.Env, "PATH"))
 	if err == nil {
 		var pid int
 		pid, err = syscall.ForkExec(path, cfg.Args, &syscall.ProcAttr{

@@ -25,6 +25,7 @@ import (
 	"github.com/cordonsh/cordon/fsjail"
 	"github.com/cordonsh/cordon/netproxy"
 	"github.com/cordonsh/cordon/policy"
+	"github.com/cordonsh/cordon/runtime/internal/cmdpath"
 )
 
 // The supervisor's side of a macOS run. It builds on Linux too, where the tests run it with
@@ -422,7 +423,7 @@ func (r *seatbeltRunner) serve(ctx context.Context, h *seatbeltHelper, hc *helpe
 
 	switch {
 	case failure != nil && failure.Type == msgExec:
-		if failure.Step == opLookup && (failure.Errno == int(unix.ENOENT) || failure.Errno == int(unix.ENOTDIR)) {
+		if failure.Step == cmdpath.OpLookup && (failure.Errno == int(unix.ENOENT) || failure.Errno == int(unix.ENOTDIR)) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, r.cfg.Args[0])
 		}
 		return nil, fmt.Errorf("%w: %s: %s", ErrNotExecutable, r.cfg.Args[0], strings.TrimPrefix(failure.Err, "look up "+r.cfg.Args[0]+": "))

@@ -1,6 +1,8 @@
 //go:build unix
 
-package runtime
+// Package cmdpath finds a command the way a shell does, as the sandbox sees the filesystem.
+// The init helpers of both platforms use it, before they execute the command.
+package cmdpath
 
 import (
 	"errors"
@@ -11,12 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// opLookup names a failure to find the command, as opposed to one to execute it.
-const opLookup = "look up"
+// OpLookup names a failure to find the command, as opposed to one to execute it.
+const OpLookup = "look up"
 
-// lookPath finds the command like a shell would, in the sandbox's view: a name with a slash
+// LookPath finds the command like a shell would, in the sandbox's view: a name with a slash
 // is a path (relative to dir), anything else is searched in PATH.
-func lookPath(file, dir, path string) (string, error) {
+func LookPath(file, dir, path string) (string, error) {
 	check := func(p string) error {
 		full := p
 		if !filepath.IsAbs(full) {
@@ -36,7 +38,7 @@ func lookPath(file, dir, path string) (string, error) {
 	}
 	if strings.Contains(file, "/") {
 		if err := check(file); err != nil {
-			return "", &os.PathError{Op: opLookup, Path: file, Err: err}
+			return "", &os.PathError{Op: OpLookup, Path: file, Err: err}
 		}
 		return file, nil
 	}
@@ -58,9 +60,9 @@ func lookPath(file, dir, path string) (string, error) {
 		}
 	}
 	if firstErr != nil {
-		return "", &os.PathError{Op: opLookup, Path: file, Err: firstErr}
+		return "", &os.PathError{Op: OpLookup, Path: file, Err: firstErr}
 	}
-	return "", &os.PathError{Op: opLookup, Path: file, Err: unix.ENOENT}
+	return "", &os.PathError{Op: OpLookup, Path: file, Err: unix.ENOENT}
 }
 
 func fileExists(p string) bool {
@@ -68,7 +70,8 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-func envValue(env []string, name string) string {
+// EnvValue returns the last value of the variable name in env, or "".
+func EnvValue(env []string, name string) string {
 	for i := len(env) - 1; i >= 0; i-- {
 		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
 			return v

@@ -1,12 +1,10 @@
-package runtime
+package jailinit
 
 import (
 	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	goruntime "runtime"
@@ -18,24 +16,24 @@ import (
 
 	"github.com/cordonsh/cordon/fsjail"
 	"github.com/cordonsh/cordon/netjail"
+	"github.com/cordonsh/cordon/runtime/internal/cmdpath"
 	"github.com/cordonsh/cordon/runtime/internal/seccomp"
 )
 
-// In the helper the main goroutine must stay on the main thread, whose thread id is the
-// process id: the command's Landlock domain is created on another thread, so that the
-// command can neither signal nor trace the helper (both target the thread group leader).
-// Locking from an init function is the only way to keep main on the main thread.
+// The helper takes over in this package's initialization, not in main: the packages it does
+// not need (the proxy, the plugin host, HTTP, TLS) are then not yet initialized, and never
+// are. Go initializes packages in import-path order as far as their imports allow, and every
+// package initialized is paid in page faults, which on small virtual machines cost tens of
+// microseconds each; this halves the helper's start. It is also where the main goroutine is
+// still on the main thread, whose thread id is the process id, and locks it there: the
+// command's Landlock domain is created on another thread, so that the command can neither
+// signal nor trace the helper (both target the thread group leader).
 func init() {
-	if len(os.Args) > 0 && os.Args[0] == initArg0 {
-		goruntime.LockOSThread()
-	}
-}
-
-func maybeInit() {
-	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+	if len(os.Args) == 0 || os.Args[0] != Arg0 {
 		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == probeArg {
+	goruntime.LockOSThread()
+	if len(os.Args) > 1 && os.Args[1] == ProbeArg {
 		os.Exit(probeMain())
 	}
 	os.Exit(initMain())
@@ -43,7 +41,7 @@ func maybeInit() {
 
 // The signals the helper forwards to the command. SIGINT and SIGQUIT go to the command's
 // process group, as a terminal would send them; the others to the command alone.
-var forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+var Forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
 // release is closed when the helper has reaped the command; the thread that started the
 // command waits for it, because the command's parent-death signal fires when that thread
@@ -57,27 +55,27 @@ var release = make(chan struct{})
 // exit status. Every failure before the command starts is reported with its step, and the
 // command is then never started.
 func initMain() int {
-	status := fdStatus
+	status := FdStatus
 	// From step 6 on the status socket goes through the runtime's poller (conn), so that the
 	// goroutine waiting on it holds no P: a P held in a blocking system call stalls other
 	// goroutines until sysmon takes it back, which can be 10 ms.
-	var conn *net.UnixConn
-	send := func(m message) {
+	var conn *os.File
+	send := func(m Message) {
 		if conn != nil {
-			_, _ = conn.Write(encode(m))
+			_, _ = conn.Write(Encode(m))
 			return
 		}
-		_, _ = unix.Write(status, encode(m))
+		_, _ = unix.Write(status, Encode(m))
 	}
 	fail := func(step string, err error) int {
-		send(message{Type: msgError, Step: step, Err: err.Error(), Errno: errnoOf(err)})
+		send(Message{Type: MsgError, Step: step, Err: err.Error(), Errno: ErrnoOf(err)})
 		return 125
 	}
 
 	// Signals are caught from the start: those that arrive during setup are held and passed
 	// to the command once it runs, so none is lost (and none ends the helper).
 	sigc := make(chan os.Signal, 64)
-	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
+	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, Forwarded...)...)
 
 	// 1. Nothing in the sandbox may trace the helper or read its memory or environment: in
 	//    namespace mode it keeps every capability of the sandbox's user namespace.
@@ -90,44 +88,44 @@ func initMain() int {
 		return fail("marking descriptors close-on-exec", err)
 	}
 	// 3. The configuration, in full, before anything else: the supervisor decided it all.
-	var cfg initConfig
-	if err := json.NewDecoder(bufio.NewReader(os.NewFile(fdConfig, "config"))).Decode(&cfg); err != nil {
-		return fail(stepConfig, err)
+	var cfg Config
+	if err := json.NewDecoder(bufio.NewReader(os.NewFile(FdConfig, "config"))).Decode(&cfg); err != nil {
+		return fail(StepConfig, err)
 	}
-	unix.Close(fdConfig)
+	unix.Close(FdConfig)
 
 	if cfg.Namespace {
 		// 4. The network namespace starts with loopback down and nothing else.
 		if err := netjail.LoopbackUp(); err != nil {
-			return fail(stepLoopback, err)
+			return fail(StepLoopback, err)
 		}
 		// 5. The proxy's listener is created here, inside, and handed to the supervisor,
 		//    which accepts on it from the host's side: the only way out of the namespace.
-		fd, err := netjail.Listen(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(cfg.ProxyPort)))
+		fd, err := netjail.ListenLoopback(uint16(cfg.ProxyPort))
 		if err != nil {
-			return fail(stepListen, err)
+			return fail(StepListen, err)
 		}
-		err = netjail.SendFD(status, encode(message{Type: msgListener}), fd)
+		err = netjail.SendFD(status, Encode(Message{Type: MsgListener}), fd)
 		unix.Close(fd)
 		if err != nil {
-			return fail(stepListen, err)
+			return fail(StepListen, err)
 		}
 		//    And one for each upstream route, on the ports after the proxy's.
 		for _, rt := range cfg.Routes {
-			fd, err := netjail.Listen(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(rt.Port)))
+			fd, err := netjail.ListenLoopback(uint16(rt.Port))
 			if err != nil {
-				return fail(stepListen, err)
+				return fail(StepListen, err)
 			}
-			err = netjail.SendFD(status, encode(message{Type: msgListener, Route: rt.Name}), fd)
+			err = netjail.SendFD(status, Encode(Message{Type: MsgListener, Route: rt.Name}), fd)
 			unix.Close(fd)
 			if err != nil {
-				return fail(stepListen, err)
+				return fail(StepListen, err)
 			}
 		}
 		// 6. Mounts, while the helper still has CAP_SYS_ADMIN in its user namespace: masks
 		//    over denied paths, read-only binds, a /proc for the new PID namespace.
 		if err := cfg.Plan.Mount(mountOptions(&cfg)); err != nil {
-			return fail(stepMount, err)
+			return fail(StepMount, err)
 		}
 	} else {
 		// Without a PID namespace the helper adopts the command's orphans, so that it can
@@ -166,12 +164,12 @@ func initMain() int {
 			if errors.As(res.err, &pe) {
 				op = pe.Op
 			}
-			send(message{Type: msgExec, Step: op, Err: res.err.Error(), Errno: errnoOf(res.err)})
+			send(Message{Type: MsgExec, Step: op, Err: res.err.Error(), Errno: ErrnoOf(res.err)})
 			return 126
 		}
 		return fail(res.step, res.err)
 	}
-	send(message{Type: msgStarted, Pid: res.pid})
+	send(Message{Type: MsgStarted, Pid: res.pid})
 
 	// The helper's own copies of stdio would keep a pipe or the terminal open after the
 	// command's processes are gone.
@@ -187,11 +185,11 @@ func initMain() int {
 	if cfg.CgroupLeave != "" {
 		_ = os.WriteFile(cfg.CgroupLeave, []byte("0"), 0)
 	}
-	send(message{Type: msgExit, Code: code, Signal: sig})
+	send(Message{Type: MsgExit, Code: code, Signal: sig})
 	return code
 }
 
-func mountOptions(cfg *initConfig) fsjail.MountOptions {
+func mountOptions(cfg *Config) fsjail.MountOptions {
 	return fsjail.MountOptions{Scratch: cfg.Scratch, Proc: true, Shm: true}
 }
 
@@ -206,7 +204,7 @@ type startResult struct {
 // are inherited by the processes it forks; the helper's other threads, the thread group
 // leader first, stay outside the command's Landlock domain. The thread is never given back
 // to the Go runtime: it waits for release and then ends with its goroutine.
-func startConfined(cfg *initConfig, out chan<- startResult) {
+func startConfined(cfg *Config, out chan<- startResult) {
 	goruntime.LockOSThread()
 	pid, step, err := confineAndStart(cfg)
 	out <- startResult{pid, step, err}
@@ -215,50 +213,50 @@ func startConfined(cfg *initConfig, out chan<- startResult) {
 	}
 }
 
-func confineAndStart(cfg *initConfig) (int, string, error) {
+func confineAndStart(cfg *Config) (int, string, error) {
 	// 7. The process limit. RLIMIT_NPROC counts the tasks (processes and threads) of the
 	//    user in the sandbox's user namespace; it does not bind real root, for which the
 	//    supervisor put the helper in a pids cgroup instead.
 	if cfg.NProc > 0 {
 		lim := unix.Rlimit{Cur: cfg.NProc, Max: cfg.NProc}
 		if err := unix.Setrlimit(unix.RLIMIT_NPROC, &lim); err != nil {
-			return 0, stepRlimit, err
+			return 0, StepRlimit, err
 		}
 	}
 	// 8. no_new_privs: nothing the command executes (setuid binaries, file capabilities)
 	//    can raise its privileges. Landlock and seccomp require it of a thread without
 	//    CAP_SYS_ADMIN, as in fallback mode, so it comes before them.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return 0, stepNNP, err
+		return 0, StepNNP, err
 	}
 	// 9. Landlock: the filesystem rules (and, in fallback mode, TCP ports and scoping).
 	if cfg.Landlock {
 		if err := cfg.Plan.Restrict(cfg.Net); err != nil {
-			return 0, stepLandlock, err
+			return 0, StepLandlock, err
 		}
 	}
 	// 10. Capabilities: none left in any set, and none to be had from executing as root.
 	if err := dropCapabilities(); err != nil {
-		return 0, stepCaps, err
+		return 0, StepCaps, err
 	}
 	// 11. seccomp last: it refuses calls the steps above need (mounting, among others).
 	if cfg.Seccomp {
 		prog, err := seccomp.Build(cfg.Filter)
 		if err != nil {
-			return 0, stepSeccomp, err
+			return 0, StepSeccomp, err
 		}
 		if err := seccomp.Install(prog); err != nil {
-			return 0, stepSeccomp, err
+			return 0, StepSeccomp, err
 		}
 	}
 	// 12. Find the command as the sandbox sees it, and start it in a new session (with its
 	//     pty as controlling terminal), killed if this thread dies.
 	if fi, err := os.Stat(cfg.Dir); err != nil {
-		return 0, stepDir, err
+		return 0, StepDir, err
 	} else if !fi.IsDir() {
-		return 0, stepDir, &os.PathError{Op: "chdir", Path: cfg.Dir, Err: unix.ENOTDIR}
+		return 0, StepDir, &os.PathError{Op: "chdir", Path: cfg.Dir, Err: unix.ENOTDIR}
 	}
-	path, err := lookPath(cfg.Args[0], cfg.Dir, envValue(cfg.Env, "PATH"))
+	path, err := cmdpath.LookPath(cfg.Args[0], cfg.Dir, cmdpath.EnvValue(cfg.Env, "PATH"))
 	if err != nil {
 		return 0, "", err
 	}
@@ -320,24 +318,14 @@ func capLastCap() int {
 	return 63 // PR_CAPBSET_DROP fails with EINVAL past the last one
 }
 
-// pollerConn returns the unix socket fd as a connection served by the runtime's poller; fd
-// itself is closed (the connection holds a duplicate).
-func pollerConn(fd int) (*net.UnixConn, error) {
+// pollerConn returns the socket fd as a file served by the runtime's poller (os.File polls
+// a descriptor in non-blocking mode). The package net would do the same, but importing it
+// here would have the helper initialize most of the binary before it takes over.
+func pollerConn(fd int) (*os.File, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "status")
-	defer f.Close()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("status socket is a %T", c)
-	}
-	return uc, nil
+	return os.NewFile(uintptr(fd), "status"), nil
 }
 
 // closeOnExecFrom marks every descriptor from fd up close-on-exec.
@@ -459,7 +447,7 @@ func probeMain() int {
 		name string
 		f    func() error
 	}{
-		{stepLoopback, netjail.LoopbackUp},
+		{StepLoopback, netjail.LoopbackUp},
 		{"making mounts private", func() error { return unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "") }},
 		{"mounting /proc", func() error {
 			return unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
