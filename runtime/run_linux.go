@@ -160,12 +160,25 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 			stderr = r.term.slave
 		}
 	}
+	// Planning the filesystem (stat calls, placeholders) runs while the helper starts,
+	// which takes the kernel some milliseconds (new namespaces, an exec).
+	type prepared struct {
+		cleanup []func()
+		err     error
+	}
+	prep := make(chan prepared, 1)
+	go func() {
+		cleanup, err := r.prepare()
+		prep <- prepared{cleanup, err}
+	}()
 	h, err := r.startHelper(stdin, stdout, stderr)
+	p := <-prep
+	r.cleanup = append(r.cleanup, p.cleanup...)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.prepare(); err != nil {
-		return nil, err
+	if p.err != nil {
+		return nil, p.err
 	}
 	r.report(pl)
 
@@ -252,14 +265,15 @@ func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 	return r.serve(ctx, h, ic)
 }
 
-// prepare makes the private temp dir and the filesystem plan.
-func (r *runner) prepare() error {
+// prepare makes the private temp dir and the filesystem plan. It runs alongside
+// startHelper, so it returns its cleanup functions rather than adding them to r.cleanup.
+func (r *runner) prepare() (cleanup []func(), err error) {
 	tmp, err := os.MkdirTemp("", "cordon-")
 	if err != nil {
-		return fmt.Errorf("%w: private temp dir: %v", ErrSetup, err)
+		return nil, fmt.Errorf("%w: private temp dir: %v", ErrSetup, err)
 	}
 	r.tmpdir = tmp
-	r.cleanup = append(r.cleanup, func() { _ = os.RemoveAll(tmp) })
+	cleanup = append(cleanup, func() { _ = os.RemoveAll(tmp) })
 
 	fs := r.pol.Filesystem
 	grants := []fsjail.Grant{
@@ -294,10 +308,10 @@ func (r *runner) prepare() error {
 		Mounts:      r.namespace(),
 	})
 	if err != nil {
-		return fmt.Errorf("%w: filesystem rules: %v", ErrSetup, err)
+		return cleanup, fmt.Errorf("%w: filesystem rules: %v", ErrSetup, err)
 	}
 	r.plan = plan
-	r.cleanup = append(r.cleanup, func() {
+	cleanup = append(cleanup, func() {
 		for _, p := range plan.Cleanup() {
 			fmt.Fprintf(r.cfg.Diag, "cordon: placeholder %s is not empty; left in place\n", p)
 		}
@@ -305,7 +319,7 @@ func (r *runner) prepare() error {
 			fmt.Fprintf(r.cfg.Diag, "cordon: warning: the command created write-protected paths (git hooks and config, editor and agent settings can run code outside the sandbox); review them before you use them:\n  - %s\n", strings.Join(created, "\n  - "))
 		}
 	})
-	return nil
+	return cleanup, nil
 }
 
 // report tells the user what this run does not enforce.
@@ -471,7 +485,7 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 	if r.term != nil {
 		r.term.slave.Close()
 	}
-	err := json.NewEncoder(h.cfgW).Encode(ic)
+	_, err := h.cfgW.Write(ic.Marshal())
 	h.cfgW.Close()
 	h.cfgW = nil
 	if err != nil {

@@ -1,10 +1,9 @@
 package jailinit
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	goruntime "runtime"
@@ -89,7 +88,11 @@ func initMain() int {
 	}
 	// 3. The configuration, in full, before anything else: the supervisor decided it all.
 	var cfg Config
-	if err := json.NewDecoder(bufio.NewReader(os.NewFile(FdConfig, "config"))).Decode(&cfg); err != nil {
+	data, err := io.ReadAll(io.LimitReader(os.NewFile(FdConfig, "config"), maxWire+1))
+	if err == nil {
+		err = cfg.Unmarshal(data)
+	}
+	if err != nil {
 		return fail(StepConfig, err)
 	}
 	unix.Close(FdConfig)
