@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -422,25 +423,25 @@ func TestEscapeSupervisorKilled(t *testing.T) {
 }
 
 // listenTCP starts a listener outside the sandbox and counts its connections.
-func listenTCP(t *testing.T, network, addr string) (string, *int32) {
+func listenTCP(t *testing.T, network, addr string) (string, *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	var n int32
+	n := new(atomic.Int32)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			n++
+			n.Add(1)
 			c.Close()
 		}
 	}()
-	return ln.Addr().String(), &n
+	return ln.Addr().String(), n
 }
 
 func TestEscapeNetwork(t *testing.T) {
@@ -453,10 +454,10 @@ func TestEscapeNetwork(t *testing.T) {
 		outsideCan(t, "connecting to "+addr, err)
 		c.Close()
 		time.Sleep(20 * time.Millisecond)
-		before := *accepted
+		before := accepted.Load()
 		wantErrno(t, s.attempt(p, "tcp", addr), byMode(unix.ECONNREFUSED, unix.EACCES))
 		time.Sleep(20 * time.Millisecond)
-		if *accepted != before {
+		if accepted.Load() != before {
 			t.Errorf("the host listener accepted a connection from the sandbox")
 		}
 	})
