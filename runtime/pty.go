@@ -27,7 +27,7 @@ type terminal struct {
 	saved    *term.State
 	restored sync.Once
 
-	outDone          chan struct{}
+	outDone, inDone  chan struct{} // closed when copyOut, copyIn end
 	cancelR, cancelW *os.File
 }
 
@@ -46,7 +46,7 @@ func (t *terminal) start() error {
 		t.restore()
 		return err
 	}
-	t.outDone = make(chan struct{})
+	t.outDone, t.inDone = make(chan struct{}), make(chan struct{})
 	go t.copyOut()
 	go t.copyIn()
 	return nil
@@ -64,6 +64,7 @@ func (t *terminal) copyOut() {
 // cancel pipe rather than blocking in read, so that it stops when the run ends and does not
 // swallow the keys typed after.
 func (t *terminal) copyIn() {
+	defer close(t.inDone)
 	defer t.recoverPanic()
 	buf := make([]byte, 32<<10)
 	fds := []unix.PollFd{{Fd: int32(t.in.Fd()), Events: unix.POLLIN}, {Fd: int32(t.cancelR.Fd()), Events: unix.POLLIN}}
@@ -110,6 +111,14 @@ func (t *terminal) finish() {
 	}
 	if t.cancelW != nil {
 		t.cancelW.Close()
+	}
+	// The key relay must be gone before the terminal goes back to the caller: otherwise it
+	// could still read (and swallow) a key typed after the run.
+	if t.inDone != nil {
+		select {
+		case <-t.inDone:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	t.restore()
 	t.master.Close()

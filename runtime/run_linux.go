@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -124,9 +125,18 @@ func (r *runner) namespace() bool { return r.mode == policy.ModeNamespace }
 
 func (r *runner) run(ctx context.Context, pl Plan) (res *Result, err error) {
 	defer func() {
-		for i := len(r.cleanup) - 1; i >= 0; i-- {
-			r.cleanup[i]()
+		// The cleanups do not depend on one another, and some wait on the kernel (removing
+		// placeholders still mounted in the helper's namespace, stopping signal delivery,
+		// a cgroup): they run at once, which saves milliseconds at the end of every run.
+		var wg sync.WaitGroup
+		for _, f := range r.cleanup {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f()
+			}()
 		}
+		wg.Wait()
 	}()
 	defer func() {
 		// The user's terminal comes back on every way out, a panic included.
