@@ -1,46 +1,13 @@
 package runtime
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/cordonsh/cordon/netjail"
 )
-
-// runCredentials resolves the policy's secrets, before anything of the sandbox exists (a
-// cmd: secret may prompt on the terminal), and makes cordon's own messages and logs redact
-// them from then on.
-func runCredentials(ctx context.Context, cfg *Config) (*Credentials, error) {
-	c, err := ResolveCredentials(ctx, cfg.Policy, CredentialOptions{
-		Env: cfg.Env, Dir: cfg.Dir, Stdin: cfg.Stdin, Diag: cfg.Diag, Logger: cfg.Logger,
-		PluginCacheDir: pluginCacheDir(cfg.Env),
-	})
-	if err != nil {
-		return nil, err // exit status 125; the message names the secret or the plugin
-	}
-	red := c.Redactor()
-	cfg.Diag = red.Writer(cfg.Diag)
-	cfg.Logger = slog.New(red.Handler(cfg.Logger.Handler()))
-	return c, nil
-}
-
-// pluginCacheDir is the plugins' compilation cache for the run's environment (whose HOME the
-// policy's built-in write-deny list protects): $XDG_CACHE_HOME/cordon/wasm or
-// $HOME/.cache/cordon/wasm, or "" for the plugins package's default.
-func pluginCacheDir(env []string) string {
-	if d, ok := lookupEnv(env, "XDG_CACHE_HOME"); ok && filepath.IsAbs(d) {
-		return filepath.Join(d, "cordon", "wasm")
-	}
-	if h, ok := lookupEnv(env, "HOME"); ok && filepath.IsAbs(h) {
-		return filepath.Join(h, ".cache", "cordon", "wasm")
-	}
-	return ""
-}
 
 // routeListeners arranges a listener per upstream route. In namespace mode the helper
 // creates them inside the namespace, on the ports after the proxy's, and hands them over

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strconv"
@@ -38,39 +37,8 @@ type refusedError struct{ reason string }
 func (e *refusedError) Error() string { return e.reason }
 
 func run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Policy == nil {
-		return nil, errors.New("runtime: Config.Policy is nil")
-	}
-	if len(cfg.Args) == 0 || cfg.Args[0] == "" {
-		return nil, errors.New("runtime: no command")
-	}
-	if cfg.Dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, fmt.Errorf("working directory: %w", err)
-		}
-		cfg.Dir = wd
-	}
-	if abs, err := filepath.Abs(cfg.Dir); err == nil {
-		cfg.Dir = abs
-	}
-	if cfg.Env == nil {
-		cfg.Env = os.Environ()
-	}
-	if cfg.Stdin == nil {
-		cfg.Stdin = os.Stdin
-	}
-	if cfg.Stdout == nil {
-		cfg.Stdout = os.Stdout
-	}
-	if cfg.Stderr == nil {
-		cfg.Stderr = os.Stderr
-	}
-	if cfg.Diag == nil {
-		cfg.Diag = cfg.Stderr
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 
 	creds, err := runCredentials(ctx, &cfg)

@@ -17,9 +17,12 @@ package runtime
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/cordonsh/cordon/policy"
 )
@@ -127,3 +130,42 @@ func MaybeInit() { maybeInit() }
 // in new namespaces to see whether they work; on macOS it runs sandbox-exec once with a
 // trivial profile. Either takes a few milliseconds.
 func Probe() Support { return probe() }
+
+// setDefaults checks a Config and fills in the defaults its fields document.
+func (cfg *Config) setDefaults() error {
+	if cfg.Policy == nil {
+		return errors.New("runtime: Config.Policy is nil")
+	}
+	if len(cfg.Args) == 0 || cfg.Args[0] == "" {
+		return errors.New("runtime: no command")
+	}
+	if cfg.Dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+		cfg.Dir = wd
+	}
+	if abs, err := filepath.Abs(cfg.Dir); err == nil {
+		cfg.Dir = abs
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	if cfg.Stdin == nil {
+		cfg.Stdin = os.Stdin
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Diag == nil {
+		cfg.Diag = cfg.Stderr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
