@@ -9,8 +9,9 @@ BENCHCOUNT ?= 5
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/cordon ./cmd/cordon
 
-# The unit and integration tests, then the escape suite as root, as an unprivileged user and
-# in fallback mode (scripts/escape-suite.sh). macOS cannot run here: its code is built and
+# Vet and builds (darwin too), the unit and integration tests, the proxy and plugin host again
+# under the race detector, then the escape suite as root, as an unprivileged user and in
+# fallback mode (scripts/escape-suite.sh). macOS cannot run here: its code is built and
 # vetted for darwin, and its profile generator is tested on Linux (docs/macos.md).
 test:
 	$(GO) vet ./...
@@ -19,6 +20,7 @@ test:
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 	GOOS=darwin GOARCH=amd64 $(GO) build ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./netproxy ./plugins ./policy ./hostmatch
 	GO=$(GO) scripts/escape-suite.sh
 
 lint:
