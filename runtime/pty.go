@@ -141,3 +141,29 @@ func (t *terminal) recoverPanic() {
 		panic(r)
 	}
 }
+
+// signalRelay passes the signals cordon receives during a run on to the command: a window
+// size change goes to the pty, everything else to the helper, which holds it until the
+// command has started. A command that ignores being asked to stop would keep cordon (and
+// the user's terminal, in raw mode) waiting: the third request to stop ends the run.
+type signalRelay struct {
+	term         *terminal // nil without a pty
+	diag         io.Writer
+	terminations int
+}
+
+// handle relays s: forward sends it to the helper, end ends the run.
+func (sr *signalRelay) handle(s os.Signal, forward func(os.Signal), end func()) {
+	if s == unix.SIGWINCH && sr.term != nil {
+		sr.term.resize()
+		return
+	}
+	forward(s)
+	if s == unix.SIGWINCH || s == unix.SIGUSR1 || s == unix.SIGUSR2 {
+		return
+	}
+	if sr.terminations++; sr.terminations == 3 {
+		fmt.Fprintf(sr.diag, "cordon: %v received three times; killing the command\n", s)
+		end()
+	}
+}

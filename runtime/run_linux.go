@@ -480,14 +480,14 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 	}()
 
 	var (
-		started      bool
-		exit         *message
-		failure      *message
-		interrupted  bool
-		ctxDone      = ctx.Done()
-		waitErr      error
-		helperDone   bool
-		terminations int
+		started     bool
+		exit        *message
+		failure     *message
+		interrupted bool
+		ctxDone     = ctx.Done()
+		waitErr     error
+		helperDone  bool
+		relay       = signalRelay{term: r.term, diag: r.cfg.Diag}
 	)
 	// The loop ends with the helper's exit report: by then every process of the command is
 	// dead and reaped, and the helper only has to exit, which (unmounting its mount namespace
@@ -538,21 +538,7 @@ func (r *runner) serve(ctx context.Context, h *helper, ic *initConfig) (*Result,
 				failure = &m
 			}
 		case s := <-sigc:
-			if s == unix.SIGWINCH && r.term != nil {
-				r.term.resize()
-				continue
-			}
-			// Before the command has started the helper holds the signal and forwards it
-			// as soon as it has.
-			_ = cmd.Process.Signal(s)
-			if s != unix.SIGWINCH && s != unix.SIGUSR1 && s != unix.SIGUSR2 {
-				// A command that ignores being asked to stop would keep cordon (and the
-				// user's terminal, in raw mode) waiting: the third request ends the run.
-				if terminations++; terminations == 3 {
-					fmt.Fprintf(r.cfg.Diag, "cordon: %v received three times; killing the command\n", s)
-					_ = conn.CloseWrite()
-				}
-			}
+			relay.handle(s, func(s os.Signal) { _ = cmd.Process.Signal(s) }, func() { _ = conn.CloseWrite() })
 		case <-ctxDone:
 			ctxDone = nil
 			interrupted = true

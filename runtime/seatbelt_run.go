@@ -351,14 +351,14 @@ func (r *seatbeltRunner) serve(ctx context.Context, h *seatbeltHelper, hc *helpe
 	}()
 
 	var (
-		started      *helperMsg
-		exit         *helperMsg
-		failure      *helperMsg
-		interrupted  bool
-		ctxDone      = ctx.Done()
-		waitErr      error
-		helperDone   bool
-		terminations int
+		started     *helperMsg
+		exit        *helperMsg
+		failure     *helperMsg
+		interrupted bool
+		ctxDone     = ctx.Done()
+		waitErr     error
+		helperDone  bool
+		relay       = signalRelay{term: r.term, diag: r.cfg.Diag}
 	)
 	for exit == nil && (!helperDone || msgs != nil) {
 		select {
@@ -384,20 +384,7 @@ func (r *seatbeltRunner) serve(ctx context.Context, h *seatbeltHelper, hc *helpe
 				failure = &m
 			}
 		case s := <-sigc:
-			if s == unix.SIGWINCH && r.term != nil {
-				r.term.resize()
-				continue
-			}
-			// Before the command has started the helper holds the signal and passes it on
-			// as soon as it has.
-			_ = cmd.Process.Signal(s)
-			if s != unix.SIGWINCH && s != unix.SIGUSR1 && s != unix.SIGUSR2 {
-				// The third request to stop ends the run: the helper kills everything.
-				if terminations++; terminations == 3 {
-					fmt.Fprintf(r.cfg.Diag, "cordon: %v received three times; killing the command\n", s)
-					endRun()
-				}
-			}
+			relay.handle(s, func(s os.Signal) { _ = cmd.Process.Signal(s) }, endRun)
 		case <-ctxDone:
 			ctxDone = nil
 			interrupted = true
